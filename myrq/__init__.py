@@ -1,0 +1,54 @@
+"""myrq: a job queue with pluggable brokers and serializers.
+
+>>> from myrq import Queue, Worker
+>>> q = Queue("default", broker="memory://")
+>>> job = q.enqueue("operator.add", 1, 2)
+>>> Worker(["default"], broker=q.broker).work(burst=True)
+1
+>>> job.refresh(); job.result
+3
+"""
+
+from __future__ import annotations
+
+from myrq.config import configure
+from myrq.exceptions import (
+    BrokerConnectionError,
+    BrokerError,
+    ConfigurationError,
+    DeserializationError,
+    FunctionLookupError,
+    InvalidJobError,
+    JobExistsError,
+    JobTimeout,
+    MyrqError,
+    NoSuchJobError,
+    SerializationError,
+)
+from myrq.job import Job, JobError
+from myrq.queue import Queue
+from myrq.status import JobStatus
+from myrq.worker import Worker
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BrokerConnectionError",
+    "BrokerError",
+    "ConfigurationError",
+    "DeserializationError",
+    "FunctionLookupError",
+    "InvalidJobError",
+    "Job",
+    "JobError",
+    "JobExistsError",
+    "JobStatus",
+    "JobTimeout",
+    "MyrqError",
+    "NoSuchJobError",
+    "Queue",
+    "SerializationError",
+    "Worker",
+    "__version__",
+    "configure",
+]

@@ -1,0 +1,281 @@
+"""The Broker contract: byte-level storage for jobs and queues.
+
+A broker stores job records (a flat mapping of field name to bytes), keeps
+named FIFO queues of job ids, and hands queued jobs to workers under a lease.
+It knows nothing of functions, serializers or retries: that policy lives in
+:mod:`myrq.job`, :mod:`myrq.queue` and :mod:`myrq.worker`.
+
+The contract is written so that it can be built on Redis (hash + list +
+sorted set, one Lua script per step), on SQL tables (a ``jobs`` table with a
+``queue``, ``position`` and ``lease_until`` column, one transaction per step)
+or in memory (dicts under a lock). Every method marked *atomic* must be carried
+out whole or not at all.
+
+Fields the broker itself reads or writes (all others it stores opaquely):
+
+``status``      ``pending`` on enqueue, ``running`` on claim, set by the caller on finish
+``queue``       name of the queue the job was enqueued on (read when a lease expires)
+``attempts``    incremented by one each time the job is claimed
+``started_at``  set on claim: seconds since the epoch, as decimal text
+``worker``      set on claim: the claiming worker's name
+``lease``       the fencing token of the current claim; removed on finish/release
+``failure_ttl`` read when a reap fails an abandoned job: seconds to keep it (absent: forever)
+``ended_at``    set when a reap fails an abandoned job
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from myrq.exceptions import JobExistsError
+from myrq.status import JobStatus
+
+Fields = Mapping[str, bytes]
+
+F_STATUS = "status"
+F_QUEUE = "queue"
+F_ATTEMPTS = "attempts"
+F_STARTED_AT = "started_at"
+F_WORKER = "worker"
+F_LEASE = "lease"
+F_ERROR = "error"
+F_ENDED_AT = "ended_at"
+F_FAILURE_TTL = "failure_ttl"
+
+#: Statuses a claim skips: the id is dropped from the queue and reported.
+UNCLAIMABLE = frozenset(
+    s.value for s in (JobStatus.RUNNING, JobStatus.FINISHED, JobStatus.FAILED, JobStatus.TIMEOUT)
+)
+#: Statuses an enqueue of the same id refuses to replace.
+LIVE = frozenset(s.value for s in (JobStatus.PENDING, JobStatus.RUNNING))
+
+
+@dataclass(frozen=True)
+class EnqueueRequest:
+    """One job to store and push: see :meth:`Broker.enqueue`."""
+
+    queue: str
+    job_id: str
+    fields: Fields
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What :meth:`Broker.dequeue` took off a queue.
+
+    ``token`` is the lease's fencing token when the job was claimed. It is
+    ``None`` when the id was taken off the queue but not claimed: either its
+    record is missing (``fields is None``) or its status was not claimable
+    (``fields`` holds the record as it is).
+    """
+
+    job_id: str
+    queue: str
+    token: str | None
+    fields: dict[str, bytes] | None = field(default=None)
+
+    @property
+    def claimed(self) -> bool:
+        return self.token is not None
+
+
+ReapOutcome = Literal["requeued", "failed", "missing"]
+
+
+@dataclass(frozen=True)
+class Reaped:
+    """One expired lease that :meth:`Broker.reap` dealt with."""
+
+    job_id: str
+    queue: str | None
+    outcome: ReapOutcome
+    attempts: int
+
+
+class Broker(ABC):
+    """Storage for jobs and queues. Subclass it to add a backend.
+
+    Thread safety: a broker instance is shared by a worker's main thread and
+    its heartbeat thread, so every method must be safe to call concurrently.
+    """
+
+    #: A description safe to print (no passwords), e.g. ``redis://host:6379/0``.
+    url: str = ""
+
+    # -- producing ---------------------------------------------------------
+
+    @abstractmethod
+    def enqueue(self, queue: str, job_id: str, fields: Fields) -> None:
+        """Store a job record and append its id to ``queue``. Atomic.
+
+        The record is stored with ``fields`` exactly (plus ``status=pending``
+        if absent) and replaces any earlier record of the same id that had
+        finished or failed. The stored record never expires while queued.
+
+        Raises:
+            JobExistsError: a record with this id is ``pending`` or
+                ``running``; nothing was written.
+            BrokerConnectionError: the storage cannot be reached; nothing was
+                written, or the step was done whole (never half).
+        """
+
+    def enqueue_many(self, requests: Sequence[EnqueueRequest]) -> list[str]:
+        """Enqueue several jobs; each one is atomic, the batch need not be.
+
+        Returns:
+            The ids that were *not* enqueued because a live job held them.
+
+        Backends override this to batch round trips.
+        """
+        refused: list[str] = []
+        for req in requests:
+            try:
+                self.enqueue(req.queue, req.job_id, req.fields)
+            except JobExistsError:
+                refused.append(req.job_id)
+        return refused
+
+    # -- consuming ---------------------------------------------------------
+
+    @abstractmethod
+    def dequeue(
+        self,
+        queues: Sequence[str],
+        worker: str,
+        lease: float,
+        timeout: float = 0,
+        count: int = 1,
+    ) -> list[Delivery]:
+        """Take up to ``count`` ids from the first non-empty queue(s) and claim them.
+
+        Queues are tried in the order given. Taking an id off its queue and
+        recording the claim is one atomic step, so a worker dying at any point
+        leaves the job either queued or leased, never lost. A claim sets
+        ``status=running``, ``started_at``, ``worker`` and a new ``lease``
+        token, increments ``attempts`` and records a lease that expires
+        ``lease`` seconds from now.
+
+        Ids whose record is missing or whose status is not claimable are
+        taken off the queue (nothing is written for them) and returned
+        unclaimed, so the caller can report them.
+
+        With ``timeout > 0`` and nothing queued, waits up to ``timeout``
+        seconds for a job to arrive, without busy polling; returns ``[]`` if
+        none did.
+        """
+
+    @abstractmethod
+    def renew(self, job_id: str, token: str, lease: float) -> bool:
+        """Extend a held lease to ``lease`` seconds from now. Atomic.
+
+        Returns:
+            False if ``token`` no longer holds the job (the lease expired and
+            was reaped, or the job was deleted); nothing was changed.
+        """
+
+    @abstractmethod
+    def finish(self, job_id: str, token: str, fields: Fields, ttl: float | None) -> bool:
+        """Record a claimed job's outcome and end its lease. Atomic.
+
+        ``fields`` (which include the final ``status``) are written into the
+        record and the ``lease`` field is removed. ``ttl`` sets the record's
+        lifetime from now: ``None`` keeps it forever, ``0`` deletes it at once.
+
+        Returns:
+            False if ``token`` no longer holds the job: nothing was written
+            (fencing: a worker that lost its lease cannot overwrite the state
+            another worker set, nor re-create a deleted record).
+        """
+
+    @abstractmethod
+    def release(self, job_id: str, token: str) -> bool:
+        """Give a claimed job back: to the front of its queue, ``pending``. Atomic.
+
+        The claim's attempt is not counted (``attempts`` is decremented).
+        Used on shutdown for jobs taken but not finished.
+
+        Returns:
+            False if ``token`` no longer holds the job; nothing was changed.
+        """
+
+    @abstractmethod
+    def reap(self, max_attempts: int, limit: int = 100) -> list[Reaped]:
+        """Deal with up to ``limit`` leases that have expired. Atomic per job.
+
+        A job whose lease expired (its worker died or hung) goes back to the
+        end of its queue as ``pending``; if it has already been claimed
+        ``max_attempts`` times (``0``: no limit) it is instead marked
+        ``failed`` with an ``error`` saying it was abandoned.
+        """
+
+    # -- inspecting --------------------------------------------------------
+
+    @abstractmethod
+    def get(self, job_id: str) -> dict[str, bytes] | None:
+        """Return the job's record, or None if there is none."""
+
+    @abstractmethod
+    def delete(self, job_id: str) -> bool:
+        """Delete a job's record, its queue entries and its lease.
+
+        Returns:
+            True if a record existed.
+        """
+
+    @abstractmethod
+    def queue_length(self, queue: str) -> int:
+        """Number of ids waiting on ``queue``."""
+
+    @abstractmethod
+    def queued_ids(self, queue: str, start: int = 0, stop: int = -1) -> list[str]:
+        """Ids on ``queue`` from position ``start`` to ``stop`` inclusive (``-1``: the end)."""
+
+    @abstractmethod
+    def queue_names(self) -> list[str]:
+        """Names of the queues that have ever been enqueued to, sorted."""
+
+    @abstractmethod
+    def job_ids(self) -> Iterator[str]:
+        """Iterate over the ids of every stored job record (for tools, not hot paths)."""
+
+    @abstractmethod
+    def leased_ids(self) -> list[str]:
+        """Ids of the jobs currently held under a lease."""
+
+    def status_counts(self) -> dict[str, int]:
+        """Number of stored jobs in each status. Backends may override for speed."""
+        counts: dict[str, int] = {}
+        for job_id in self.job_ids():
+            rec = self.get(job_id)
+            if rec is None:
+                continue
+            status = rec.get(F_STATUS, b"").decode("utf-8", "replace") or "(none)"
+            counts[status] = counts.get(status, 0) + 1
+        return counts
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def ping(self) -> None:  # noqa: B027 - optional hook
+        """Check the storage is reachable. Raises BrokerConnectionError if not."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook, default does nothing
+        """Release connections. The broker must not be used afterwards."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.url!r})"
+
+
+#: The ``error`` field a reap writes when it gives up on a job (``%d``: attempts).
+#: The Redis broker's Lua script formats the same template.
+ABANDONED_ERROR_TEMPLATE = (
+    '{"type":"AbandonedJob","message":"abandoned %d times: its worker stopped '
+    'renewing the lease (killed, hung or cut off) on every attempt","traceback":""}'
+)
+
+
+def abandoned_error(attempts: int) -> bytes:
+    """The ``error`` field for a job abandoned ``attempts`` times."""
+    return (ABANDONED_ERROR_TEMPLATE % attempts).encode()

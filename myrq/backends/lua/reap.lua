@@ -1,0 +1,43 @@
+-- Requeue (or fail, past max attempts) jobs whose lease has expired.
+-- KEYS: leases zset.
+-- ARGV: key prefix, limit, max attempts (0: no limit), notify cap, error format (%d: attempts)
+-- Returns a list of {id, queue or nil, outcome, attempts}.
+-- The queue and notify keys are derived from the prefix and the job's 'queue'
+-- field; under Redis Cluster the prefix must carry a hash tag ({...}) so that
+-- they share the leases key's slot.
+local prefix, limit, max_attempts = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local cap = tonumber(ARGV[4])
+local t = redis.call('TIME')
+local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now_s = t[1] .. '.' .. string.format('%06d', tonumber(t[2]))
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now_ms, 'LIMIT', 0, limit)
+local out = {}
+for _, id in ipairs(ids) do
+  redis.call('ZREM', KEYS[1], id)
+  local jkey = prefix .. 'job:' .. id
+  if redis.call('EXISTS', jkey) == 0 then
+    out[#out + 1] = {id, false, 'missing', 0}
+  else
+    local queue = redis.call('HGET', jkey, 'queue') or 'default'
+    local attempts = tonumber(redis.call('HGET', jkey, 'attempts') or '0') or 0
+    if max_attempts > 0 and attempts >= max_attempts then
+      redis.call('HSET', jkey, 'status', 'failed', 'ended_at', now_s,
+                 'error', string.format(ARGV[5], attempts))
+      redis.call('HDEL', jkey, 'lease')
+      local ttl = tonumber(redis.call('HGET', jkey, 'failure_ttl') or '')
+      if ttl and ttl > 0 then
+        redis.call('PEXPIRE', jkey, math.floor(ttl * 1000))
+      end
+      out[#out + 1] = {id, queue, 'failed', attempts}
+    else
+      redis.call('HSET', jkey, 'status', 'pending')
+      redis.call('HDEL', jkey, 'lease', 'worker', 'started_at')
+      redis.call('RPUSH', prefix .. 'queue:' .. queue, id)
+      local nkey = prefix .. 'notify:' .. queue
+      redis.call('RPUSH', nkey, '1')
+      redis.call('LTRIM', nkey, -cap, -1)
+      out[#out + 1] = {id, queue, 'requeued', attempts}
+    end
+  end
+end
+return out

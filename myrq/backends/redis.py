@@ -1,0 +1,353 @@
+"""Redis broker: the original design's hash + list scheme, made reliable.
+
+Keys (``P`` is the key prefix, ``myrq:`` by default):
+
+``P job:<id>``       hash: the job record (``func``, ``status``, ``timeout``, ``created_at``, ...)
+``P queue:<name>``   list of job ids, pushed at the right, taken from the left
+``P queues``         set of queue names
+``P leases``         sorted set: id of each claimed job -> lease deadline (ms, Redis clock)
+``P notify:<name>``  short list of wake-up tokens that idle workers block on
+
+Every step that touches more than one key is one Lua script (``lua/``), so a
+crash of the client or of Redis never leaves half a step behind. Times come
+from Redis's own clock (``TIME``), so workers' clock skew does not matter.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+from redis.commands.core import Script
+
+from myrq.backends.base import (
+    ABANDONED_ERROR_TEMPLATE,
+    F_QUEUE,
+    F_STATUS,
+    Broker,
+    Delivery,
+    EnqueueRequest,
+    Fields,
+    Reaped,
+)
+from myrq.exceptions import BrokerConnectionError, BrokerError, ConfigurationError, JobExistsError
+
+#: Most wake-up tokens kept per queue; more would only cause spurious wake-ups.
+NOTIFY_CAP = 100
+_GLOB_SPECIALS = str.maketrans({c: "\\" + c for c in "*?[]\\"})
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password replaced by ``***``, safe for logs."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable url>"
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    netloc = f"{user}:***@{host}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def _load_script(client: redis.Redis, name: str) -> Script:
+    text = importlib.resources.files("myrq.backends").joinpath("lua", name).read_text("utf-8")
+    return client.register_script(text)
+
+
+def _s(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _b(value: Any) -> bytes:
+    return value if isinstance(value, bytes) else str(value).encode("utf-8")
+
+
+class RedisBroker(Broker):
+    """A broker on one Redis server (or anything speaking its protocol).
+
+    Args:
+        client: a ``redis.Redis`` (or ``fakeredis.FakeRedis``) made with
+            ``decode_responses=False``. Built from ``url`` when omitted.
+        url: used when ``client`` is omitted; also shown (password hidden) in
+            errors and ``myrq info``.
+        key_prefix: prepended to every key. Under Redis Cluster it must
+            contain a hash tag, e.g. ``"{myrq}:"``.
+        poll_interval: longest single blocking wait while idle, in seconds.
+            Jobs enqueued by myrq wake workers at once; this bounds how long a
+            job pushed by a foreign client (which sends no wake-up) waits.
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis | None = None,
+        *,
+        url: str | None = None,
+        key_prefix: str = "myrq:",
+        poll_interval: float = 1.0,
+    ) -> None:
+        if client is None:
+            client = _client_from_url(url or "redis://127.0.0.1:6379/0")
+        kwargs = getattr(client, "connection_pool", None)
+        if kwargs is not None and kwargs.connection_kwargs.get("decode_responses"):
+            raise ConfigurationError(
+                "RedisBroker needs a redis client made with decode_responses=False "
+                "(it stores bytes); pass a client without decode_responses=True"
+            )
+        if not key_prefix:
+            raise ConfigurationError("key_prefix must not be empty; the default is 'myrq:'")
+        self.client = client
+        self.url = redact_url(url) if url else _describe(client)
+        self.prefix = key_prefix
+        self.poll_interval = poll_interval
+        self._leases_key = f"{key_prefix}leases"
+        self._queues_key = f"{key_prefix}queues"
+        self._enqueue = _load_script(client, "enqueue.lua")
+        self._dequeue = _load_script(client, "dequeue.lua")
+        self._renew = _load_script(client, "renew.lua")
+        self._finish = _load_script(client, "finish.lua")
+        self._release = _load_script(client, "release.lua")
+        self._reap = _load_script(client, "reap.lua")
+
+    @classmethod
+    def from_url(cls, url: str, *, key_prefix: str = "myrq:", **kwargs: Any) -> RedisBroker:
+        """Make a broker from ``redis://``, ``rediss://`` (TLS) or ``unix://`` URL.
+
+        ``redis://user:password@host:port/db`` carries ACL credentials; extra
+        keyword arguments go to the Broker constructor.
+        """
+        return cls(_client_from_url(url), url=url, key_prefix=key_prefix, **kwargs)
+
+    # -- keys --------------------------------------------------------------
+
+    def job_key(self, job_id: str) -> str:
+        return f"{self.prefix}job:{job_id}"
+
+    def queue_key(self, queue: str) -> str:
+        return f"{self.prefix}queue:{queue}"
+
+    def notify_key(self, queue: str) -> str:
+        return f"{self.prefix}notify:{queue}"
+
+    # -- error translation -------------------------------------------------
+
+    @contextmanager
+    def _translate(self) -> Iterator[None]:
+        try:
+            yield
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise BrokerConnectionError(
+                f"cannot reach Redis at {self.url}: {exc}. Check that redis-server is running "
+                "there and that the URL (MYRQ_BROKER_URL or configure(broker=...)) is right"
+            ) from exc
+        except redis.RedisError as exc:
+            raise BrokerError(f"Redis at {self.url} refused the operation: {exc}") from exc
+
+    # -- producing ---------------------------------------------------------
+
+    def _enqueue_args(self, queue: str, job_id: str, fields: Fields) -> tuple[list[str], list[Any]]:
+        keys = [
+            self.job_key(job_id),
+            self.queue_key(queue),
+            self._queues_key,
+            self.notify_key(queue),
+        ]
+        args: list[Any] = [job_id, queue, NOTIFY_CAP]
+        for name, value in fields.items():
+            args += (name, value)
+        return keys, args
+
+    def enqueue(self, queue: str, job_id: str, fields: Fields) -> None:
+        keys, args = self._enqueue_args(queue, job_id, fields)
+        with self._translate():
+            created = self._enqueue(keys=keys, args=args)
+        if not created:
+            raise JobExistsError(job_id)
+
+    def enqueue_many(self, requests: Sequence[EnqueueRequest]) -> list[str]:
+        if not requests:
+            return []
+        with self._translate():
+            pipe = self.client.pipeline(transaction=False)
+            for req in requests:
+                keys, args = self._enqueue_args(req.queue, req.job_id, req.fields)
+                self._enqueue(keys=keys, args=args, client=pipe)
+            results = pipe.execute()
+        return [req.job_id for req, ok in zip(requests, results, strict=True) if not ok]
+
+    # -- consuming ---------------------------------------------------------
+
+    def dequeue(
+        self,
+        queues: Sequence[str],
+        worker: str,
+        lease: float,
+        timeout: float = 0,
+        count: int = 1,
+    ) -> list[Delivery]:
+        keys = [self._leases_key]
+        for q in queues:
+            keys += (self.queue_key(q), self.notify_key(q))
+        args: list[Any] = [self.prefix, worker, max(1, int(lease * 1000)), count, *queues]
+        notify_keys = [self.notify_key(q) for q in queues]
+        with self._translate():
+            out = self._parse_deliveries(self._dequeue(keys=keys, args=args))
+            remaining = timeout
+            while not out and remaining > 0:
+                wait = min(remaining, self.poll_interval)
+                # Block until an enqueue pushes a wake-up token (or the wait ends),
+                # then claim. The token only wakes us; the claim is what is atomic.
+                self.client.blpop(notify_keys, timeout=wait)
+                remaining -= wait
+                out = self._parse_deliveries(self._dequeue(keys=keys, args=args))
+        return out
+
+    @staticmethod
+    def _parse_deliveries(raw: Any) -> list[Delivery]:
+        out = []
+        for job_id, queue, token, flat in raw:
+            fields = None
+            if flat:
+                it = iter(flat)
+                fields = {_s(k): _b(v) for k, v in zip(it, it, strict=True)}
+            out.append(Delivery(_s(job_id), _s(queue), _s(token) if token else None, fields))
+        return out
+
+    def renew(self, job_id: str, token: str, lease: float) -> bool:
+        with self._translate():
+            return bool(
+                self._renew(
+                    keys=[self.job_key(job_id), self._leases_key],
+                    args=[job_id, token, max(1, int(lease * 1000))],
+                )
+            )
+
+    def finish(self, job_id: str, token: str, fields: Fields, ttl: float | None) -> bool:
+        ttl_ms = -1 if ttl is None else max(0, int(ttl * 1000))
+        args: list[Any] = [job_id, token, ttl_ms]
+        for name, value in fields.items():
+            args += (name, value)
+        with self._translate():
+            return bool(self._finish(keys=[self.job_key(job_id), self._leases_key], args=args))
+
+    def release(self, job_id: str, token: str) -> bool:
+        with self._translate():
+            queue = self.client.hget(self.job_key(job_id), F_QUEUE)
+            name = _s(queue) if queue else "default"
+            keys = [
+                self.job_key(job_id),
+                self._leases_key,
+                self.queue_key(name),
+                self.notify_key(name),
+            ]
+            return bool(self._release(keys=keys, args=[job_id, token, NOTIFY_CAP]))
+
+    def reap(self, max_attempts: int, limit: int = 100) -> list[Reaped]:
+        args: list[Any] = [self.prefix, limit, max_attempts, NOTIFY_CAP, ABANDONED_ERROR_TEMPLATE]
+        with self._translate():
+            raw = self._reap(keys=[self._leases_key], args=args)
+        return [
+            Reaped(_s(i), _s(q) if q else None, _s(outcome), int(n))  # type: ignore[arg-type]
+            for i, q, outcome, n in raw
+        ]
+
+    # -- inspecting --------------------------------------------------------
+
+    def get(self, job_id: str) -> dict[str, bytes] | None:
+        with self._translate():
+            raw = self.client.hgetall(self.job_key(job_id))
+        return {_s(k): _b(v) for k, v in raw.items()} or None
+
+    def delete(self, job_id: str) -> bool:
+        key = self.job_key(job_id)
+        with self._translate():
+            queue = self.client.hget(key, F_QUEUE)
+            pipe = self.client.pipeline(transaction=True)
+            pipe.delete(key)
+            pipe.zrem(self._leases_key, job_id)
+            if queue:
+                pipe.lrem(self.queue_key(_s(queue)), 0, job_id)
+            return bool(pipe.execute()[0])
+
+    def queue_length(self, queue: str) -> int:
+        with self._translate():
+            return int(self.client.llen(self.queue_key(queue)))
+
+    def queued_ids(self, queue: str, start: int = 0, stop: int = -1) -> list[str]:
+        with self._translate():
+            return [_s(i) for i in self.client.lrange(self.queue_key(queue), start, stop)]
+
+    def queue_names(self) -> list[str]:
+        with self._translate():
+            return sorted(_s(n) for n in self.client.smembers(self._queues_key))
+
+    def job_ids(self) -> Iterator[str]:
+        head = self.job_key("")
+        pattern = head.translate(_GLOB_SPECIALS) + "*"
+        with self._translate():
+            keys = list(self.client.scan_iter(match=pattern, count=1000))
+        return iter(_s(k)[len(head) :] for k in keys)
+
+    def leased_ids(self) -> list[str]:
+        with self._translate():
+            return [_s(i) for i in self.client.zrange(self._leases_key, 0, -1)]
+
+    def status_counts(self) -> dict[str, int]:
+        ids = list(self.job_ids())
+        counts: dict[str, int] = {}
+        with self._translate():
+            for start in range(0, len(ids), 500):
+                pipe = self.client.pipeline(transaction=False)
+                for job_id in ids[start : start + 500]:
+                    pipe.hget(self.job_key(job_id), F_STATUS)
+                for status in pipe.execute():
+                    if status is None:
+                        continue  # expired between the scan and the read
+                    name = _s(status) or "(none)"
+                    counts[name] = counts.get(name, 0) + 1
+        return counts
+
+    def ping(self) -> None:
+        with self._translate():
+            self.client.ping()
+
+    def memory_policy(self) -> str | None:
+        """Redis's ``maxmemory-policy``, or None if it cannot be read."""
+        try:
+            value = self.client.config_get("maxmemory-policy").get("maxmemory-policy")
+        except redis.RedisError:
+            return None
+        return _s(value) if value is not None else None
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _client_from_url(url: str) -> redis.Redis:
+    scheme = url.partition("://")[0].lower()
+    if scheme not in ("redis", "rediss", "unix"):
+        raise ConfigurationError(
+            f"RedisBroker cannot use URL {redact_url(url)!r}: the scheme must be redis://, "
+            "rediss:// (TLS) or unix://"
+        )
+    try:
+        return redis.Redis.from_url(url, decode_responses=False)
+    except ValueError as exc:
+        raise ConfigurationError(f"invalid Redis URL {redact_url(url)!r}: {exc}") from exc
+
+
+def _describe(client: redis.Redis) -> str:
+    pool = getattr(client, "connection_pool", None)
+    kw = pool.connection_kwargs if pool is not None else {}
+    if "path" in kw:
+        return f"unix://{kw['path']}?db={kw.get('db', 0)}"
+    if "host" in kw:
+        return f"redis://{kw['host']}:{kw.get('port', 6379)}/{kw.get('db', 0)}"
+    return type(client).__name__

@@ -1,0 +1,79 @@
+"""One exception tree for everything myrq raises.
+
+::
+
+    MyrqError
+    ├── ConfigurationError        bad config value: unknown URL scheme, serializer name, ...
+    ├── InvalidJobError           a job that cannot be enqueued: lambda, bad id, bad option
+    ├── SerializationError        a value the serializer cannot encode
+    │   └── DeserializationError  bytes the serializer cannot decode
+    ├── FunctionLookupError       a job's function name cannot be imported
+    ├── NoSuchJobError            no job with that id
+    └── BrokerError               the storage failed or refused
+        ├── BrokerConnectionError the storage cannot be reached
+        └── JobExistsError        a live job with that id already exists
+
+    JobTimeout (BaseException)    raised inside a job that ran past its timeout
+
+Errors from the libraries below (redis-py) are converted at the broker
+boundary into these, with the original chained as ``__cause__``.
+"""
+
+from __future__ import annotations
+
+
+class MyrqError(Exception):
+    """Root of every error myrq raises."""
+
+
+class ConfigurationError(MyrqError):
+    """A configuration value is not one myrq accepts."""
+
+
+class InvalidJobError(MyrqError):
+    """A job cannot be enqueued as asked (function, id or option is invalid)."""
+
+
+class SerializationError(MyrqError):
+    """A value cannot be encoded by the configured serializer."""
+
+
+class DeserializationError(SerializationError):
+    """Stored bytes cannot be decoded by the configured serializer."""
+
+
+class FunctionLookupError(MyrqError):
+    """A job's function cannot be resolved from its name."""
+
+
+class NoSuchJobError(MyrqError):
+    """No job is stored under the requested id."""
+
+
+class BrokerError(MyrqError):
+    """The broker failed to carry out an operation."""
+
+
+class BrokerConnectionError(BrokerError):
+    """The broker's storage cannot be reached."""
+
+
+class JobExistsError(BrokerError):
+    """A pending or running job already uses this id; it was not replaced."""
+
+    def __init__(self, job_ids: list[str] | str) -> None:
+        ids = [job_ids] if isinstance(job_ids, str) else list(job_ids)
+        self.job_ids = ids
+        shown = ", ".join(repr(i) for i in ids[:5]) + (" ..." if len(ids) > 5 else "")
+        super().__init__(
+            f"job id {shown} is already used by a pending or running job; it was not "
+            "replaced. Wait for it to finish, delete it, or pick another job_id."
+        )
+
+
+class JobTimeout(BaseException):
+    """Raised inside a running job when it exceeds its timeout.
+
+    It derives from ``BaseException`` so that a job's own ``except Exception``
+    cannot swallow it.
+    """

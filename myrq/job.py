@@ -1,0 +1,331 @@
+"""Job: one function call, stored as a record of byte fields in a broker."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from myrq import config
+from myrq.backends import Broker
+from myrq.backends.base import F_ERROR, F_LEASE, F_STATUS
+from myrq.exceptions import DeserializationError, InvalidJobError, NoSuchJobError
+from myrq.ids import validate_job_id
+from myrq.serializers import Serializer
+from myrq.status import JobStatus
+
+# Field names of the job record (the Redis hash). The first four are the
+# original design's; the rest are added by myrq.
+F_FUNC = "func"
+F_TIMEOUT = "timeout"
+F_CREATED_AT = "created_at"
+F_RESULT = "result"
+F_RESULT_TTL = "result_ttl"
+F_DESCRIPTION = "description"
+
+
+@dataclass(frozen=True)
+class JobError:
+    """Why a job failed, as plain data (never a live exception object)."""
+
+    type: str
+    message: str
+    traceback: str
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(
+            {"type": self.type, "message": self.message, "traceback": self.traceback},
+            ensure_ascii=False,
+        ).encode("utf-8")
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> JobError:
+        try:
+            data = json.loads(raw)
+            return cls(str(data["type"]), str(data["message"]), str(data.get("traceback", "")))
+        except (ValueError, KeyError, TypeError):
+            return cls("UnknownError", raw.decode("utf-8", "replace"), "")
+
+    def __str__(self) -> str:
+        return f"{self.type}: {self.message}"
+
+
+def encode_payload(
+    serializer: Serializer, func_name: str, args: Sequence[Any], kwargs: Mapping[str, Any]
+) -> bytes:
+    """The ``func`` field: ``{"func_name": ..., "args": [...], "kwargs": {...}}`` encoded."""
+    return serializer.dumps({"func_name": func_name, "args": list(args), "kwargs": dict(kwargs)})
+
+
+def decode_payload(serializer: Serializer, raw: bytes) -> tuple[str, list[Any], dict[str, Any]]:
+    """Decode and check a ``func`` field.
+
+    Raises:
+        DeserializationError: undecodable, or not of the expected shape.
+    """
+    data = serializer.loads(raw)
+    if not isinstance(data, dict):
+        raise DeserializationError(
+            f"job payload decodes to a {type(data).__name__}, expected a mapping with "
+            "func_name, args and kwargs"
+        )
+    func_name = data.get("func_name")
+    args = data.get("args") or []
+    kwargs = data.get("kwargs") or {}
+    if not isinstance(func_name, str) or not func_name:
+        raise DeserializationError(f"job payload has no usable func_name: {func_name!r}")
+    if not isinstance(args, list | tuple):
+        raise DeserializationError(f"job payload args must be a list, not {type(args).__name__}")
+    if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
+        raise DeserializationError("job payload kwargs must be a mapping with string keys")
+    return func_name, list(args), kwargs
+
+
+def _num(raw: bytes | None) -> float | None:
+    if raw is None or raw == b"":
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        return None
+
+
+def _when(raw: bytes | None) -> datetime | None:
+    value = _num(raw)
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+class Job:
+    """A stored function call and its outcome.
+
+    Made by :meth:`Queue.enqueue` or loaded with :meth:`Job.fetch`. Its
+    attributes reflect the record as last read; call :meth:`refresh` (or
+    ``get_status()``, which refreshes by default) to see a worker's progress.
+    """
+
+    def __init__(
+        self,
+        job_id: str,
+        fields: Mapping[str, bytes],
+        *,
+        broker: Broker,
+        serializer: Serializer,
+    ) -> None:
+        self.id = job_id
+        self.broker = broker
+        self.serializer = serializer
+        self._fields: dict[str, bytes] = dict(fields)
+        self._payload: tuple[str, list[Any], dict[str, Any]] | None = None
+
+    # -- construction ------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        func_name: str,
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        *,
+        queue: str,
+        broker: Broker,
+        serializer: Serializer,
+        job_id: str,
+        timeout: float,
+        result_ttl: int | None = None,
+        failure_ttl: int | None = None,
+        description: str | None = None,
+    ) -> Job:
+        """Build an unsaved job (encoding its payload now, so bad arguments fail here)."""
+        validate_job_id(job_id)
+        if not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0:
+            raise InvalidJobError(f"timeout must be a positive number of seconds, not {timeout!r}")
+        for label, ttl in (("result_ttl", result_ttl), ("failure_ttl", failure_ttl)):
+            if ttl is not None and (not isinstance(ttl, int) or isinstance(ttl, bool) or ttl < -1):
+                raise InvalidJobError(
+                    f"{label} must be whole seconds, -1 (keep forever) or 0 (do not keep), "
+                    f"not {ttl!r}"
+                )
+        fields: dict[str, bytes] = {
+            F_FUNC: encode_payload(serializer, func_name, args, kwargs),
+            F_STATUS: JobStatus.PENDING.value.encode(),
+            F_TIMEOUT: _fmt(timeout),
+            F_CREATED_AT: _fmt(time.time()),
+            "queue": queue.encode(),
+        }
+        if result_ttl is not None:
+            fields[F_RESULT_TTL] = str(result_ttl).encode()
+        if failure_ttl is not None:
+            fields["failure_ttl"] = str(failure_ttl).encode()
+        if description is not None:
+            fields[F_DESCRIPTION] = description.encode("utf-8")
+        job = cls(job_id, fields, broker=broker, serializer=serializer)
+        job._payload = (func_name, list(args), dict(kwargs))
+        return job
+
+    @classmethod
+    def fetch(
+        cls,
+        job_id: str,
+        broker: Broker | str | None = None,
+        serializer: Serializer | str | None = None,
+    ) -> Job:
+        """Load the job stored under ``job_id``.
+
+        Raises:
+            NoSuchJobError: nothing is stored under that id (never enqueued,
+                or its result TTL has passed).
+        """
+        b = config.get_broker(broker)
+        fields = b.get(job_id)
+        if fields is None:
+            raise NoSuchJobError(
+                f"no job {job_id!r} in {b.url or b!r}: it was never enqueued there, or it "
+                "finished and its record expired (see result_ttl/failure_ttl)"
+            )
+        return cls(job_id, fields, broker=b, serializer=config.get_serializer(serializer))
+
+    def refresh(self) -> None:
+        """Re-read the record from the broker.
+
+        Raises:
+            NoSuchJobError: the record is gone (deleted or expired).
+        """
+        fields = self.broker.get(self.id)
+        if fields is None:
+            raise NoSuchJobError(f"job {self.id!r} no longer exists (deleted or expired)")
+        self._fields = fields
+        self._payload = None
+
+    def delete(self) -> bool:
+        """Delete the record and take the id off its queue. True if it existed."""
+        return self.broker.delete(self.id)
+
+    # -- state -------------------------------------------------------------
+
+    def get_status(self, refresh: bool = True) -> JobStatus:
+        """The job's status, re-read from the broker unless ``refresh=False``."""
+        if refresh:
+            self.refresh()
+        return self.status
+
+    @property
+    def status(self) -> JobStatus:
+        raw = self._fields.get(F_STATUS, b"pending").decode("utf-8", "replace")
+        try:
+            return JobStatus(raw)
+        except ValueError:
+            raise DeserializationError(
+                f"job {self.id!r} has status {raw!r}, which this version of myrq does not know"
+            ) from None
+
+    @property
+    def fields(self) -> dict[str, bytes]:
+        """A copy of the raw record as last read."""
+        return dict(self._fields)
+
+    @property
+    def result(self) -> Any:
+        """The function's return value once ``finished``; ``None`` before."""
+        raw = self._fields.get(F_RESULT)
+        if raw is None or self._fields.get(F_STATUS) != b"finished":
+            return None
+        return self.serializer.loads(raw)
+
+    @property
+    def error(self) -> JobError | None:
+        """Why the job failed or timed out (type, message, traceback); else None."""
+        raw = self._fields.get(F_ERROR)
+        return None if raw is None else JobError.from_bytes(raw)
+
+    def _decoded(self) -> tuple[str, list[Any], dict[str, Any]]:
+        if self._payload is None:
+            self._payload = decode_payload(self.serializer, self._fields.get(F_FUNC, b""))
+        return self._payload
+
+    @property
+    def func_name(self) -> str:
+        return self._decoded()[0]
+
+    @property
+    def args(self) -> list[Any]:
+        return self._decoded()[1]
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        return self._decoded()[2]
+
+    @property
+    def origin(self) -> str:
+        """The queue the job was enqueued on."""
+        return self._fields.get("queue", b"default").decode("utf-8", "replace")
+
+    @property
+    def timeout(self) -> float | None:
+        return _num(self._fields.get(F_TIMEOUT))
+
+    @property
+    def result_ttl(self) -> int | None:
+        value = _num(self._fields.get(F_RESULT_TTL))
+        return None if value is None else int(value)
+
+    @property
+    def failure_ttl(self) -> int | None:
+        value = _num(self._fields.get("failure_ttl"))
+        return None if value is None else int(value)
+
+    @property
+    def description(self) -> str | None:
+        raw = self._fields.get(F_DESCRIPTION)
+        return None if raw is None else raw.decode("utf-8", "replace")
+
+    @property
+    def attempts(self) -> int:
+        value = _num(self._fields.get("attempts"))
+        return 0 if value is None else int(value)
+
+    @property
+    def worker_name(self) -> str | None:
+        raw = self._fields.get("worker")
+        return None if raw is None else raw.decode("utf-8", "replace")
+
+    @property
+    def created_at(self) -> datetime | None:
+        return _when(self._fields.get(F_CREATED_AT))
+
+    @property
+    def started_at(self) -> datetime | None:
+        return _when(self._fields.get("started_at"))
+
+    @property
+    def ended_at(self) -> datetime | None:
+        return _when(self._fields.get("ended_at"))
+
+    @property
+    def lease_token(self) -> str | None:
+        raw = self._fields.get(F_LEASE)
+        return None if raw is None else raw.decode()
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status is JobStatus.FINISHED
+
+    @property
+    def is_failed(self) -> bool:
+        return self.status in (JobStatus.FAILED, JobStatus.TIMEOUT)
+
+    def __repr__(self) -> str:
+        status = self._fields.get(F_STATUS, b"?").decode("utf-8", "replace")
+        return f"<Job {self.id} {status}>"
+
+
+def _fmt(value: float) -> bytes:
+    """Numbers as the shortest decimal text that round-trips (``60``, ``1.5``)."""
+    if float(value).is_integer():
+        return str(int(value)).encode()
+    return repr(float(value)).encode()
+
+
+JobCallable = Callable[..., Any]

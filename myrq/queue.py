@@ -1,0 +1,184 @@
+"""Queue: the producer side. Encodes calls into jobs and hands them to the broker."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from myrq import config
+from myrq.backends import Broker
+from myrq.backends.base import EnqueueRequest
+from myrq.exceptions import InvalidJobError, JobExistsError
+from myrq.functions import function_name
+from myrq.ids import new_job_id, validate_queue_name
+from myrq.job import Job
+from myrq.serializers import Serializer
+
+#: Keywords of :meth:`Queue.enqueue` that are options, not the function's arguments.
+RESERVED_KEYWORDS = (
+    "job_id",
+    "job_timeout",
+    "job_result_ttl",
+    "job_failure_ttl",
+    "job_description",
+)
+
+
+class Queue:
+    """A named queue of jobs in a broker.
+
+    Args:
+        name: the queue's name (letters, digits, ``_ . @ + = -``).
+        broker: a Broker, a broker URL, or None for the configured one.
+        serializer: a Serializer, a name (``"json"``, ``"pickle"``), or None
+            for the configured one.
+        default_timeout: seconds a job may run (default 180).
+        result_ttl: seconds to keep a finished job (default 3600; -1 forever).
+        failure_ttl: seconds to keep a failed job (default 7 days; -1 forever).
+    """
+
+    def __init__(
+        self,
+        name: str = "default",
+        broker: Broker | str | None = None,
+        serializer: Serializer | str | None = None,
+        *,
+        default_timeout: float = config.DEFAULT_TIMEOUT,
+        result_ttl: int = config.DEFAULT_RESULT_TTL,
+        failure_ttl: int = config.DEFAULT_FAILURE_TTL,
+    ) -> None:
+        self.name = validate_queue_name(name)
+        self.broker = config.get_broker(broker)
+        self.serializer = config.get_serializer(serializer)
+        self.default_timeout = default_timeout
+        self.result_ttl = result_ttl
+        self.failure_ttl = failure_ttl
+
+    def __repr__(self) -> str:
+        return f"Queue({self.name!r}, broker={self.broker!r})"
+
+    def __len__(self) -> int:
+        return self.count
+
+    @property
+    def count(self) -> int:
+        """Number of jobs waiting on this queue."""
+        return self.broker.queue_length(self.name)
+
+    @property
+    def job_ids(self) -> list[str]:
+        """Ids waiting on this queue, in the order they will run."""
+        return self.broker.queued_ids(self.name)
+
+    def fetch_job(self, job_id: str) -> Job:
+        """Load a job stored in this queue's broker (raises NoSuchJobError)."""
+        return Job.fetch(job_id, broker=self.broker, serializer=self.serializer)
+
+    # -- enqueueing --------------------------------------------------------
+
+    def enqueue(self, func: Callable[..., Any] | str, *args: Any, **kwargs: Any) -> Job:
+        """Enqueue ``func(*args, **kwargs)``; return the stored Job.
+
+        ``func`` is a module-level function or its ``"pkg.module.func"`` name.
+        The keywords ``job_id``, ``job_timeout``, ``job_result_ttl``,
+        ``job_failure_ttl`` and ``job_description`` are options for the job,
+        not arguments of ``func``; use :meth:`enqueue_call` if ``func`` itself
+        takes a keyword of that name.
+        """
+        options = {k[4:]: kwargs.pop(k) for k in RESERVED_KEYWORDS if k in kwargs}
+        return self.enqueue_call(func, args=args, kwargs=kwargs, **options)
+
+    def enqueue_call(
+        self,
+        func: Callable[..., Any] | str,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+        job_id: str | None = None,
+        result_ttl: int | None = None,
+        failure_ttl: int | None = None,
+        description: str | None = None,
+    ) -> Job:
+        """Enqueue ``func`` with ``args`` and ``kwargs`` given explicitly; return the Job.
+
+        Everything is checked and encoded before anything is written, so an
+        error here leaves the broker untouched.
+
+        Raises:
+            InvalidJobError: ``func`` cannot be imported by a worker, or an
+                option is invalid.
+            SerializationError: an argument cannot be encoded.
+            JobExistsError: a pending or running job already has ``job_id``.
+            BrokerConnectionError: the broker is unreachable; nothing was stored.
+        """
+        job = self.prepare(
+            func,
+            args,
+            kwargs,
+            timeout=timeout,
+            job_id=job_id,
+            result_ttl=result_ttl,
+            failure_ttl=failure_ttl,
+            description=description,
+        )
+        self.broker.enqueue(self.name, job.id, job.fields)
+        return job
+
+    def prepare(
+        self,
+        func: Callable[..., Any] | str,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+        job_id: str | None = None,
+        result_ttl: int | None = None,
+        failure_ttl: int | None = None,
+        description: str | None = None,
+    ) -> Job:
+        """Build and encode a job without storing it (for :meth:`enqueue_many`)."""
+        if isinstance(args, str | bytes) or not isinstance(args, Sequence):
+            raise InvalidJobError(f"args must be a list or tuple, not {type(args).__name__}")
+        if kwargs is not None and not isinstance(kwargs, Mapping):
+            raise InvalidJobError(f"kwargs must be a mapping, not {type(kwargs).__name__}")
+        return Job.create(
+            function_name(func),
+            args,
+            kwargs or {},
+            queue=self.name,
+            broker=self.broker,
+            serializer=self.serializer,
+            job_id=job_id if job_id is not None else new_job_id(),
+            timeout=timeout if timeout is not None else self.default_timeout,
+            result_ttl=result_ttl if result_ttl is not None else self.result_ttl,
+            failure_ttl=failure_ttl if failure_ttl is not None else self.failure_ttl,
+            description=description,
+        )
+
+    def enqueue_many(self, jobs: Iterable[Job]) -> list[Job]:
+        """Store jobs made by :meth:`prepare` in as few round trips as the broker allows.
+
+        Each job is stored atomically; the batch as a whole is not.
+
+        Raises:
+            JobExistsError: some ids were held by live jobs; those were not
+                stored, all others were (``exc.job_ids`` lists the refused ones).
+        """
+        batch = list(jobs)
+        for job in batch:
+            if job.broker is not self.broker or job.origin != self.name:
+                raise InvalidJobError(
+                    f"job {job.id!r} was prepared for queue {job.origin!r} of {job.broker!r}; "
+                    f"prepare it with this queue ({self.name!r})"
+                )
+        refused = self.broker.enqueue_many(
+            [EnqueueRequest(self.name, job.id, job.fields) for job in batch]
+        )
+        if refused:
+            raise JobExistsError(refused)
+        return batch
+
+    def delete_job(self, job_id: str) -> bool:
+        """Delete a job's record and take it off its queue."""
+        return self.broker.delete(job_id)

@@ -1,0 +1,37 @@
+"""Job states and how they are spelled on the wire.
+
+The strings are part of the storage format (they are what the Redis hash's
+``status`` field holds) and match the original design: ``pending``,
+``running``, ``finished``, ``failed``, ``timeout``.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class JobStatus(StrEnum):
+    """Where a job is in its life.
+
+    ``PENDING``   waiting on its queue
+    ``RUNNING``   claimed by a worker, which holds a lease on it
+    ``FINISHED``  ran and returned; ``job.result`` holds the value
+    ``FAILED``    raised, could not be run, or was abandoned; ``job.error`` says why
+    ``TIMEOUT``   ran past its timeout and was stopped; ``job.error`` says so
+    """
+
+    PENDING = "pending"
+    RUNNING = "running"
+    FINISHED = "finished"
+    FAILED = "failed"
+    TIMEOUT = "timeout"
+
+    @property
+    def is_terminal(self) -> bool:
+        """True once the job will not run again by itself."""
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset({JobStatus.FINISHED, JobStatus.FAILED, JobStatus.TIMEOUT})
+#: States in which a job is alive: an enqueue of the same id must not replace it.
+LIVE_STATUSES = frozenset({JobStatus.PENDING, JobStatus.RUNNING})

@@ -1,0 +1,510 @@
+"""Worker: takes jobs from queues, runs them, records the outcome.
+
+One job at a time, in the worker's own process (no fork per job). While a job
+runs, a heartbeat thread renews its lease and reaps leases that other,
+dead workers left behind, so their jobs run again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import signal
+import socket
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any
+
+from myrq import config
+from myrq.backends import Broker, Delivery, RedisBroker
+from myrq.backends.base import F_ENDED_AT, F_ERROR, F_STATUS
+from myrq.exceptions import (
+    BrokerConnectionError,
+    BrokerError,
+    DeserializationError,
+    FunctionLookupError,
+    InvalidJobError,
+    JobTimeout,
+    SerializationError,
+)
+from myrq.functions import resolve_function
+from myrq.ids import validate_queue_name
+from myrq.job import F_RESULT, F_TIMEOUT, JobError, _fmt, _num, decode_payload
+from myrq.queue import Queue
+from myrq.serializers import Serializer
+from myrq.status import JobStatus
+
+logger = logging.getLogger("myrq.worker")
+
+
+class _ShutdownNow(BaseException):
+    """Raised in the running job by a second SIGTERM/SIGINT."""
+
+
+@dataclass
+class WorkerStats:
+    """What a worker has done since it started."""
+
+    finished: int = 0
+    failed: int = 0
+    timed_out: int = 0
+    skipped: int = 0  # ids taken off a queue without a runnable record
+    lost_leases: int = 0  # outcomes discarded because another worker took the job over
+
+    @property
+    def processed(self) -> int:
+        return self.finished + self.failed + self.timed_out
+
+
+@dataclass
+class _Outcome:
+    status: JobStatus
+    result: bytes | None = None
+    error: JobError | None = None
+
+
+class Worker:
+    """Runs jobs from ``queues``, the first listed having priority.
+
+    Args:
+        queues: queue names or :class:`Queue` objects, highest priority first.
+        broker: a Broker, a URL, or None for the configured one.
+        serializer: how payloads and results are encoded; must match the producers'.
+        name: unique worker name (default ``host.pid.random``).
+        lease_ttl: seconds a claimed job stays leased without a heartbeat; a
+            dead worker's jobs run again this long after it died.
+        max_attempts: claims after which a job whose worker keeps dying is
+            failed as abandoned instead of requeued (0: no limit).
+        idle_wait: longest single blocking wait for a job when idle; bounds
+            how quickly a stop request is noticed.
+    """
+
+    def __init__(
+        self,
+        queues: Sequence[str | Queue] | str = ("default",),
+        broker: Broker | str | None = None,
+        serializer: Serializer | str | None = None,
+        *,
+        name: str | None = None,
+        lease_ttl: float = 60.0,
+        max_attempts: int = 3,
+        idle_wait: float = 1.0,
+        result_ttl: int = config.DEFAULT_RESULT_TTL,
+        failure_ttl: int = config.DEFAULT_FAILURE_TTL,
+    ) -> None:
+        if isinstance(queues, str):
+            queues = [queues]
+        names = [q.name if isinstance(q, Queue) else q for q in queues]
+        if not names:
+            raise InvalidJobError("a Worker needs at least one queue name")
+        self.queue_names: list[str] = [validate_queue_name(n) for n in names]
+        self.broker = config.get_broker(broker)
+        self.serializer = config.get_serializer(serializer)
+        self.name = name or f"{socket.gethostname()}.{os.getpid()}.{random.getrandbits(32):08x}"
+        self.lease_ttl = lease_ttl
+        self.max_attempts = max_attempts
+        self.idle_wait = idle_wait
+        self.result_ttl = result_ttl
+        self.failure_ttl = failure_ttl
+        self.stats = WorkerStats()
+        self._stop = threading.Event()
+        self._running_job = False
+        self._current: Delivery | None = None
+        self._current_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"Worker({self.name!r}, queues={self.queue_names!r})"
+
+    # -- public ------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """Ask the worker to stop after the job it is running (thread-safe)."""
+        self._stop.set()
+
+    def work(self, burst: bool = False, max_jobs: int | None = None) -> int:
+        """Process jobs until stopped; return how many were run.
+
+        With ``burst=True``, return as soon as every queue is empty. Otherwise
+        wait for jobs (blocking in the broker, not polling) until SIGTERM or
+        SIGINT, or :meth:`request_stop`.
+        """
+        start_count = self.stats.processed
+        self._stop.clear()
+        restore = self._install_signal_handlers()
+        heartbeat = threading.Thread(
+            target=self._heartbeat_loop, name=f"myrq-heartbeat-{self.name}", daemon=True
+        )
+        logger.info(
+            "worker %s started on queues %s (%s)", self.name, self.queue_names, self.broker.url
+        )
+        self._warn_about_eviction()
+        self._reap()
+        heartbeat.start()
+        try:
+            self._loop(burst, max_jobs, start_count)
+        finally:
+            self._stop.set()
+            heartbeat.join(timeout=5)
+            restore()
+            logger.info(
+                "worker %s stopped: %d finished, %d failed, %d timed out, %d skipped",
+                self.name,
+                self.stats.finished,
+                self.stats.failed,
+                self.stats.timed_out,
+                self.stats.skipped,
+            )
+        return self.stats.processed - start_count
+
+    # -- main loop ---------------------------------------------------------
+
+    def _loop(self, burst: bool, max_jobs: int | None, start_count: int) -> None:
+        backoff = 0.0
+        while not self._stop.is_set():
+            if max_jobs is not None and self.stats.processed - start_count >= max_jobs:
+                return
+            try:
+                deliveries = self.broker.dequeue(
+                    self.queue_names,
+                    self.name,
+                    self.lease_ttl,
+                    timeout=0 if burst else self.idle_wait,
+                )
+                backoff = 0.0
+            except BrokerConnectionError as exc:
+                backoff = min(max(backoff * 2, 0.1), 5.0)
+                logger.warning(
+                    "worker %s: broker unreachable (%s); retrying in %.1fs", self.name, exc, backoff
+                )
+                self._stop.wait(backoff)
+                continue
+            if not deliveries:
+                if burst:
+                    return
+                continue
+            for delivery in deliveries:
+                try:
+                    self.process(delivery)
+                except _ShutdownNow:
+                    return
+                except Exception:
+                    # Our own bug or a broker failure while recording: the job's lease
+                    # is still held and expires, so it runs again. Never die on it.
+                    logger.exception(
+                        "worker %s: error while handling job %s", self.name, delivery.job_id
+                    )
+
+    def process(self, delivery: Delivery) -> JobStatus | None:
+        """Run one delivery and record its outcome. Returns the final status."""
+        if not delivery.claimed:
+            self.stats.skipped += 1
+            if delivery.fields is None:
+                logger.warning(
+                    "queue %s held id %s, which has no job record (expired or "
+                    "deleted); dropped the id",
+                    delivery.queue,
+                    delivery.job_id,
+                )
+            else:
+                status = delivery.fields.get(F_STATUS, b"?").decode("utf-8", "replace")
+                logger.warning(
+                    "queue %s held id %s, whose job is already %s; dropped the duplicate id",
+                    delivery.queue,
+                    delivery.job_id,
+                    status,
+                )
+            return None
+        assert delivery.token is not None and delivery.fields is not None
+        with self._current_lock:
+            self._current = delivery
+        try:
+            outcome, func_name, elapsed = self._execute(delivery)
+        finally:
+            with self._current_lock:
+                self._current = None
+        self._record(delivery, outcome)
+        if outcome.status is JobStatus.FINISHED:
+            self.stats.finished += 1
+            logger.info(
+                "%s: %s (%s) finished in %.3fs", delivery.queue, func_name, delivery.job_id, elapsed
+            )
+        else:
+            if outcome.status is JobStatus.TIMEOUT:
+                self.stats.timed_out += 1
+            else:
+                self.stats.failed += 1
+            logger.info(
+                "%s: %s (%s) %s in %.3fs: %s",
+                delivery.queue,
+                func_name,
+                delivery.job_id,
+                outcome.status.value,
+                elapsed,
+                outcome.error,
+            )
+        return outcome.status
+
+    def _execute(self, delivery: Delivery) -> tuple[_Outcome, str, float]:
+        fields = delivery.fields or {}
+        started = time.monotonic()
+        try:
+            func_name, args, kwargs = decode_payload(self.serializer, fields.get("func", b""))
+        except DeserializationError as exc:
+            label = "<undecodable>"
+            logger.info("%s: %s (%s) started", delivery.queue, label, delivery.job_id)
+            return _failure("InvalidPayload", f"payload could not be decoded: {exc}"), label, 0.0
+        logger.info("%s: %s (%s) started", delivery.queue, func_name, delivery.job_id)
+        try:
+            func = resolve_function(func_name)
+        except FunctionLookupError as exc:
+            return _failure("FunctionLookupError", str(exc)), func_name, 0.0
+        timeout = _num(fields.get(F_TIMEOUT))
+        self._running_job = True
+        try:
+            result = self._call(func, args, kwargs, timeout)
+        except JobTimeout:
+            return (
+                _Outcome(
+                    JobStatus.TIMEOUT,
+                    error=_error_from_current(
+                        f"job exceeded its timeout of {timeout:g}s and was stopped"
+                    ),
+                ),
+                func_name,
+                time.monotonic() - started,
+            )
+        except _ShutdownNow:
+            self._give_back(delivery)
+            raise
+        except BaseException as exc:  # a job's SystemExit/KeyboardInterrupt fails the job only
+            return (
+                _Outcome(JobStatus.FAILED, error=_error_from_current(str(exc))),
+                func_name,
+                time.monotonic() - started,
+            )
+        finally:
+            self._running_job = False
+        elapsed = time.monotonic() - started
+        try:
+            encoded = self.serializer.dumps(result)
+        except SerializationError as exc:
+            return (
+                _failure(
+                    "ResultSerializationError",
+                    f"the job returned a {type(result).__qualname__} that the "
+                    f"{self.serializer.name or type(self.serializer).__name__} serializer "
+                    f"cannot store: {exc}",
+                ),
+                func_name,
+                elapsed,
+            )
+        return _Outcome(JobStatus.FINISHED, result=encoded), func_name, elapsed
+
+    def _call(
+        self,
+        func: Callable[..., Any],
+        args: list[Any],
+        kwargs: dict[str, Any],
+        timeout: float | None,
+    ) -> Any:
+        if not timeout or timeout <= 0:
+            return func(*args, **kwargs)
+        with _alarm(timeout):
+            return func(*args, **kwargs)
+
+    def _record(self, delivery: Delivery, outcome: _Outcome) -> None:
+        assert delivery.token is not None and delivery.fields is not None
+        fields: dict[str, bytes] = {
+            F_STATUS: outcome.status.value.encode(),
+            F_ENDED_AT: _fmt(time.time()),
+        }
+        if outcome.result is not None:
+            fields[F_RESULT] = outcome.result
+        if outcome.error is not None:
+            fields[F_ERROR] = outcome.error.to_bytes()
+        if outcome.status is JobStatus.FINISHED:
+            ttl_setting = _num(delivery.fields.get("result_ttl"))
+            default = self.result_ttl
+        else:
+            ttl_setting = _num(delivery.fields.get("failure_ttl"))
+            default = self.failure_ttl
+        ttl_value = int(ttl_setting) if ttl_setting is not None else default
+        ttl = None if ttl_value < 0 else float(ttl_value)
+        written = self._retry(
+            lambda: self.broker.finish(delivery.job_id, delivery.token or "", fields, ttl)
+        )
+        if not written:
+            self.stats.lost_leases += 1
+            logger.warning(
+                "worker %s lost its lease on job %s (it expired and was taken over, or the "
+                "job was deleted); its outcome %s was not written",
+                self.name,
+                delivery.job_id,
+                outcome.status.value,
+            )
+
+    def _retry(self, step: Callable[[], bool]) -> bool:
+        """Run a broker step, retrying through connection errors for up to half a lease."""
+        deadline = time.monotonic() + self.lease_ttl / 2
+        delay = 0.05
+        while True:
+            try:
+                return step()
+            except BrokerConnectionError:
+                if time.monotonic() + delay > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    def _give_back(self, delivery: Delivery) -> None:
+        try:
+            if self.broker.release(delivery.job_id, delivery.token or ""):
+                logger.info(
+                    "worker %s: job %s interrupted by shutdown, put back on %s",
+                    self.name,
+                    delivery.job_id,
+                    delivery.queue,
+                )
+        except BrokerError:
+            logger.exception(
+                "worker %s could not put job %s back; its lease will expire and it will run again",
+                self.name,
+                delivery.job_id,
+            )
+
+    # -- background: heartbeat and reaper ------------------------------------
+
+    def _heartbeat_loop(self) -> None:
+        interval = max(0.05, self.lease_ttl / 3)
+        next_reap = time.monotonic() + interval
+        while not self._stop.wait(interval):
+            with self._current_lock:
+                current = self._current
+            if current is not None and current.token is not None:
+                try:
+                    if not self.broker.renew(current.job_id, current.token, self.lease_ttl):
+                        logger.warning(
+                            "worker %s: lease on job %s was lost; its outcome will be discarded",
+                            self.name,
+                            current.job_id,
+                        )
+                except BrokerError as exc:
+                    logger.warning(
+                        "worker %s: could not renew lease on job %s: %s",
+                        self.name,
+                        current.job_id,
+                        exc,
+                    )
+            if time.monotonic() >= next_reap:
+                self._reap()
+                next_reap = time.monotonic() + interval
+
+    def _reap(self) -> None:
+        try:
+            reaped = self.broker.reap(self.max_attempts)
+        except BrokerError as exc:
+            logger.warning("worker %s: could not check for expired leases: %s", self.name, exc)
+            return
+        for item in reaped:
+            if item.outcome == "requeued":
+                logger.warning(
+                    "job %s: its worker stopped renewing the lease; requeued on %s (attempt %d)",
+                    item.job_id,
+                    item.queue,
+                    item.attempts,
+                )
+            elif item.outcome == "failed":
+                logger.error(
+                    "job %s: abandoned %d times, marked failed", item.job_id, item.attempts
+                )
+
+    def _warn_about_eviction(self) -> None:
+        if isinstance(self.broker, RedisBroker):
+            policy = self.broker.memory_policy()
+            if policy and policy.startswith("allkeys"):
+                logger.warning(
+                    "Redis at %s has maxmemory-policy %s: under memory pressure it may evict "
+                    "queued jobs. Set it to noeviction for a job queue.",
+                    self.broker.url,
+                    policy,
+                )
+
+    # -- signals -------------------------------------------------------------
+
+    def _install_signal_handlers(self) -> Callable[[], None]:
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+        def handler(signum: int, frame: FrameType | None) -> None:
+            name = signal.Signals(signum).name
+            if not self._stop.is_set():
+                logger.info(
+                    "worker %s got %s: finishing the current job, then exiting "
+                    "(send it again to stop now)",
+                    self.name,
+                    name,
+                )
+                self._stop.set()
+            elif self._running_job:
+                logger.warning(
+                    "worker %s got %s again: stopping the current job and "
+                    "putting it back on its queue",
+                    self.name,
+                    name,
+                )
+                raise _ShutdownNow
+
+        for sig in previous:
+            signal.signal(sig, handler)
+
+        def restore() -> None:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+
+        return restore
+
+
+@contextmanager
+def _alarm(seconds: float) -> Iterator[None]:
+    """Raise JobTimeout in this (main) thread after ``seconds``; always cleared on exit."""
+    if threading.current_thread() is not threading.main_thread():
+        logger.warning("job timeouts are only enforced when the worker runs in the main thread")
+        yield
+        return
+
+    def on_alarm(signum: int, frame: FrameType | None) -> None:
+        raise JobTimeout(f"job exceeded its timeout of {seconds:g}s")
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _failure(kind: str, message: str) -> _Outcome:
+    return _Outcome(JobStatus.FAILED, error=JobError(kind, message, ""))
+
+
+def _error_from_current(message: str) -> JobError:
+    exc = sys.exc_info()[1]
+    kind = (
+        "UnknownError"
+        if exc is None
+        else (
+            f"{type(exc).__module__}.{type(exc).__qualname__}"
+            if type(exc).__module__ != "builtins"
+            else type(exc).__qualname__
+        )
+    )
+    return JobError(kind, message, traceback.format_exc())
