@@ -1,0 +1,383 @@
+"""The behavioural contract every Broker must pass.
+
+Use it from pytest::
+
+    from myrq.testing.contract import BrokerContract
+
+    class TestMyBroker(BrokerContract):
+        @pytest.fixture
+        def broker(self):
+            b = MyBroker(...)      # fresh and empty
+            yield b
+            b.close()
+
+Times used here are short (leases of a few hundred ms) but each check allows
+generous slack, so the suite is not flaky on a loaded machine.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+
+import pytest
+
+from myrq.backends.base import Broker, EnqueueRequest
+from myrq.exceptions import JobExistsError
+
+W = "worker-1"
+
+
+def _fields(n: int = 0, **extra: bytes) -> dict[str, bytes]:
+    base = {
+        "func": b'{"func_name":"m.f","args":[%d],"kwargs":{}}' % n,
+        "status": b"pending",
+        "timeout": b"60",
+        "created_at": b"1700000000",
+        "queue": b"q",
+    }
+    base.update(extra)
+    return base
+
+
+def _put(broker: Broker, job_id: str, queue: str = "q", **extra: bytes) -> None:
+    fields = _fields(**extra)
+    fields["queue"] = queue.encode()
+    broker.enqueue(queue, job_id, fields)
+
+
+def _claim(broker: Broker, queues: list[str] | None = None, lease: float = 30.0) -> tuple[str, str]:
+    out = broker.dequeue(queues or ["q"], W, lease)
+    assert len(out) == 1 and out[0].token is not None, out
+    return out[0].job_id, out[0].token
+
+
+class BrokerContract:
+    """Subclass and provide a ``broker`` fixture yielding a fresh, empty broker."""
+
+    # -- enqueue -----------------------------------------------------------
+
+    def test_enqueue_stores_the_fields_and_queues_the_id(self, broker: Broker) -> None:
+        _put(broker, "a")
+        rec = broker.get("a")
+        assert rec is not None
+        assert rec["func"] == _fields()["func"]
+        assert rec["status"] == b"pending"
+        assert broker.queue_length("q") == 1
+        assert broker.queued_ids("q") == ["a"]
+
+    def test_enqueue_sets_pending_when_status_is_absent(self, broker: Broker) -> None:
+        fields = _fields()
+        del fields["status"]
+        broker.enqueue("q", "a", fields)
+        assert broker.get("a") == {**fields, "status": b"pending"}
+
+    def test_queue_is_first_in_first_out(self, broker: Broker) -> None:
+        for i in range(5):
+            _put(broker, f"j{i}")
+        assert broker.queued_ids("q") == [f"j{i}" for i in range(5)]
+        assert broker.queued_ids("q", 1, 2) == ["j1", "j2"]
+        assert [broker.dequeue(["q"], W, 30)[0].job_id for _ in range(5)] == [
+            f"j{i}" for i in range(5)
+        ]
+
+    def test_binary_field_values_round_trip(self, broker: Broker) -> None:
+        blob = bytes(range(256)) * 64
+        _put(broker, "a", blob=blob)
+        rec = broker.get("a")
+        assert rec is not None and rec["blob"] == blob
+
+    def test_enqueue_of_a_pending_id_is_refused_and_changes_nothing(self, broker: Broker) -> None:
+        _put(broker, "a")
+        with pytest.raises(JobExistsError):
+            broker.enqueue("q", "a", _fields(7))
+        assert broker.get("a") == {**_fields(), "status": b"pending"}
+        assert broker.queued_ids("q") == ["a"]
+
+    def test_enqueue_of_a_running_id_is_refused(self, broker: Broker) -> None:
+        _put(broker, "a")
+        _claim(broker)
+        with pytest.raises(JobExistsError):
+            broker.enqueue("q", "a", _fields(7))
+        assert broker.queue_length("q") == 0
+
+    def test_enqueue_replaces_a_finished_job(self, broker: Broker) -> None:
+        _put(broker, "a")
+        _, token = _claim(broker)
+        assert broker.finish("a", token, {"status": b"finished", "result": b"1"}, None)
+        broker.enqueue("q", "a", _fields(2))
+        rec = broker.get("a")
+        assert rec == {**_fields(2), "status": b"pending"}  # no stale result/attempts
+        assert broker.queued_ids("q") == ["a"]
+
+    def test_enqueue_many_stores_all_and_reports_refused_ids(self, broker: Broker) -> None:
+        _put(broker, "taken")
+        refused = broker.enqueue_many(
+            [EnqueueRequest("q", f"m{i}", _fields(i)) for i in range(3)]
+            + [EnqueueRequest("q", "taken", _fields(9))]
+        )
+        assert refused == ["taken"]
+        assert broker.queued_ids("q") == ["taken", "m0", "m1", "m2"]
+
+    def test_queue_names_lists_queues_enqueued_to(self, broker: Broker) -> None:
+        _put(broker, "a", queue="beta")
+        _put(broker, "b", queue="alpha")
+        assert set(broker.queue_names()) >= {"alpha", "beta"}
+        assert broker.queue_names() == sorted(broker.queue_names())
+
+    # -- dequeue -----------------------------------------------------------
+
+    def test_dequeue_claims_the_job(self, broker: Broker) -> None:
+        _put(broker, "a")
+        [d] = broker.dequeue(["q"], W, 30)
+        assert (d.job_id, d.queue, d.claimed) == ("a", "q", True)
+        assert d.fields is not None and d.fields["func"] == _fields()["func"]
+        rec = broker.get("a")
+        assert rec is not None
+        assert rec["status"] == b"running"
+        assert rec["attempts"] == b"1"
+        assert rec["worker"] == W.encode()
+        assert rec["lease"] == str(d.token).encode()
+        assert abs(float(rec["started_at"]) - time.time()) < 60
+        assert broker.queue_length("q") == 0
+        assert broker.leased_ids() == ["a"]
+
+    def test_dequeue_returns_nothing_at_once_when_empty(self, broker: Broker) -> None:
+        started = time.monotonic()
+        assert broker.dequeue(["q", "other"], W, 30) == []
+        assert time.monotonic() - started < 0.5
+
+    def test_dequeue_takes_queues_in_priority_order(self, broker: Broker) -> None:
+        _put(broker, "low1", queue="low")
+        _put(broker, "high1", queue="high")
+        _put(broker, "low2", queue="low")
+        order = [broker.dequeue(["high", "low"], W, 30)[0].job_id for _ in range(3)]
+        assert order == ["high1", "low1", "low2"]
+
+    def test_dequeue_count_takes_a_batch_across_queues(self, broker: Broker) -> None:
+        _put(broker, "h", queue="high")
+        for i in range(3):
+            _put(broker, f"l{i}", queue="low")
+        got = broker.dequeue(["high", "low"], W, 30, count=3)
+        assert [d.job_id for d in got] == ["h", "l0", "l1"]
+        assert all(d.claimed for d in got)
+        assert broker.queued_ids("low") == ["l2"]
+
+    def test_dequeue_waits_for_a_job_enqueued_meanwhile(self, broker: Broker) -> None:
+        def later() -> None:
+            time.sleep(0.3)
+            _put(broker, "late")
+
+        t = threading.Thread(target=later)
+        started = time.monotonic()
+        t.start()
+        got = broker.dequeue(["q"], W, 30, timeout=10)
+        waited = time.monotonic() - started
+        t.join()
+        assert [d.job_id for d in got] == ["late"]
+        assert 0.25 < waited < 5  # woke on the enqueue, not at the end of the timeout
+
+    def test_dequeue_gives_up_after_its_timeout(self, broker: Broker) -> None:
+        started = time.monotonic()
+        assert broker.dequeue(["q"], W, 30, timeout=0.3) == []
+        assert 0.25 < time.monotonic() - started < 5
+
+    def test_id_without_record_is_dropped_unclaimed_and_not_recreated(self, broker: Broker) -> None:
+        _put(broker, "gone")
+        _put(broker, "next")
+        # Delete just the record, leaving the id queued (what an expiring hash did).
+        _drop_record_only(broker, "gone")
+        got = broker.dequeue(["q"], W, 30)
+        assert [(d.job_id, d.claimed, d.fields) for d in got] == [("gone", False, None)]
+        assert broker.get("gone") is None
+        assert "gone" not in broker.leased_ids()
+        assert broker.dequeue(["q"], W, 30)[0].job_id == "next"
+
+    def test_id_of_a_finished_job_is_dropped_unclaimed(self, broker: Broker) -> None:
+        _put(broker, "a")
+        _, token = _claim(broker)
+        broker.finish("a", token, {"status": b"finished"}, None)
+        _push_id_only(broker, "q", "a")
+        [d] = broker.dequeue(["q"], W, 30)
+        assert (d.job_id, d.claimed) == ("a", False)
+        assert d.fields is not None and d.fields["status"] == b"finished"
+        rec = broker.get("a")
+        assert rec is not None and rec["status"] == b"finished" and rec["attempts"] == b"1"
+
+    def test_each_job_is_delivered_once_to_concurrent_consumers(self, broker: Broker) -> None:
+        n = 200
+        broker.enqueue_many([EnqueueRequest("q", f"c{i}", _fields(i)) for i in range(n)])
+        seen: list[str] = []
+        lock = threading.Lock()
+
+        def consume(name: str) -> None:
+            while True:
+                got = broker.dequeue(["q"], name, 30, count=3)
+                if not got:
+                    return
+                with lock:
+                    seen.extend(d.job_id for d in got if d.claimed)
+
+        threads = [threading.Thread(target=consume, args=(f"w{i}",)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        assert Counter(seen) == Counter(f"c{i}" for i in range(n))
+
+    # -- leases ------------------------------------------------------------
+
+    def test_renew_extends_only_the_holders_lease(self, broker: Broker) -> None:
+        _put(broker, "a")
+        _, token = _claim(broker, lease=0.4)
+        assert broker.renew("a", token, 30)
+        assert not broker.renew("a", token + "x", 30)
+        time.sleep(0.6)
+        assert broker.reap(max_attempts=0) == []  # renewed: not expired
+        assert broker.leased_ids() == ["a"]
+
+    def test_finish_records_the_outcome_and_ends_the_lease(self, broker: Broker) -> None:
+        _put(broker, "a")
+        _, token = _claim(broker)
+        assert broker.finish("a", token, {"status": b"finished", "result": b"42"}, None)
+        rec = broker.get("a")
+        assert rec is not None
+        assert rec["status"] == b"finished" and rec["result"] == b"42"
+        assert "lease" not in rec
+        assert broker.leased_ids() == []
+        assert not broker.finish("a", token, {"status": b"failed"}, None)  # only once
+
+    def test_finish_with_ttl_expires_the_record(self, broker: Broker) -> None:
+        _put(broker, "a")
+        _, token = _claim(broker)
+        assert broker.finish("a", token, {"status": b"finished"}, 0.3)
+        assert broker.get("a") is not None
+        time.sleep(0.6)
+        assert broker.get("a") is None
+
+    def test_finish_with_ttl_zero_deletes_the_record(self, broker: Broker) -> None:
+        _put(broker, "a")
+        _, token = _claim(broker)
+        assert broker.finish("a", token, {"status": b"finished"}, 0)
+        assert broker.get("a") is None
+
+    def test_finish_with_a_stale_token_writes_nothing(self, broker: Broker) -> None:
+        _put(broker, "a")
+        _, token = _claim(broker)
+        assert not broker.finish("a", "not-" + token, {"status": b"failed"}, None)
+        rec = broker.get("a")
+        assert rec is not None and rec["status"] == b"running"
+
+    def test_finish_after_delete_does_not_recreate_the_job(self, broker: Broker) -> None:
+        _put(broker, "a")
+        _, token = _claim(broker)
+        assert broker.delete("a")
+        assert not broker.finish("a", token, {"status": b"finished"}, None)
+        assert broker.get("a") is None
+
+    def test_release_puts_the_job_back_first_and_uncounted(self, broker: Broker) -> None:
+        _put(broker, "a")
+        _put(broker, "b")
+        _, token = _claim(broker)
+        assert broker.release("a", token)
+        rec = broker.get("a")
+        assert rec is not None
+        assert rec["status"] == b"pending" and rec.get("attempts", b"0") == b"0"
+        assert "lease" not in rec
+        assert broker.queued_ids("q") == ["a", "b"]
+        assert broker.leased_ids() == []
+        assert not broker.release("a", token)
+
+    def test_expired_lease_is_requeued_by_reap(self, broker: Broker) -> None:
+        _put(broker, "a")
+        _, token = _claim(broker, lease=0.2)
+        assert broker.reap(max_attempts=0) == []  # not yet expired
+        time.sleep(0.5)
+        [r] = broker.reap(max_attempts=0)
+        assert (r.job_id, r.queue, r.outcome, r.attempts) == ("a", "q", "requeued", 1)
+        rec = broker.get("a")
+        assert rec is not None and rec["status"] == b"pending" and "lease" not in rec
+        assert broker.queued_ids("q") == ["a"]
+        # Fencing: the worker that lost the lease can no longer write.
+        assert not broker.finish("a", token, {"status": b"finished"}, None)
+        assert not broker.renew("a", token, 30)
+        # The next claim counts a second attempt.
+        [d] = broker.dequeue(["q"], W, 30)
+        assert d.fields is not None and d.fields["attempts"] == b"2"
+
+    def test_reap_fails_a_job_abandoned_max_attempts_times(self, broker: Broker) -> None:
+        _put(broker, "a", failure_ttl=b"100")
+        for _ in range(2):
+            _claim(broker, lease=0.1)
+            time.sleep(0.3)
+            outcomes = [r.outcome for r in broker.reap(max_attempts=2)]
+        assert outcomes == ["failed"]
+        rec = broker.get("a")
+        assert rec is not None and rec["status"] == b"failed"
+        assert b"abandoned 2 times" in rec["error"]
+        assert "ended_at" in rec
+        assert broker.queue_length("q") == 0 and broker.leased_ids() == []
+
+    def test_reap_of_a_deleted_job_recreates_nothing(self, broker: Broker) -> None:
+        _put(broker, "a")
+        _claim(broker, lease=0.1)
+        _drop_record_only(broker, "a")
+        time.sleep(0.3)
+        assert [r.outcome for r in broker.reap(max_attempts=0)] == ["missing"]
+        assert broker.get("a") is None
+        assert broker.queue_length("q") == 0
+
+    # -- inspecting --------------------------------------------------------
+
+    def test_delete_removes_record_queue_entry_and_lease(self, broker: Broker) -> None:
+        _put(broker, "a")
+        _put(broker, "b")
+        _put(broker, "c")
+        _claim(broker)
+        assert broker.delete("a") and broker.delete("b")
+        assert not broker.delete("never")
+        assert broker.get("a") is None and broker.get("b") is None
+        assert broker.queued_ids("q") == ["c"]
+        assert broker.leased_ids() == []
+
+    def test_job_ids_and_status_counts(self, broker: Broker) -> None:
+        for i in range(3):
+            _put(broker, f"s{i}")
+        _claim(broker)
+        assert sorted(broker.job_ids()) == ["s0", "s1", "s2"]
+        assert broker.status_counts() == {"pending": 2, "running": 1}
+
+
+def _drop_record_only(broker: Broker, job_id: str) -> None:
+    """Remove a record but leave its queue entry and lease (as a crash or expiry could)."""
+    from myrq.backends.memory import MemoryBroker  # noqa: PLC0415
+    from myrq.backends.redis import RedisBroker  # noqa: PLC0415
+
+    if isinstance(broker, RedisBroker):
+        broker.client.delete(broker.job_key(job_id))
+    elif isinstance(broker, MemoryBroker):
+        with broker._lock:
+            broker._records.pop(job_id, None)
+    else:
+        drop = getattr(broker, "drop_record_only", None)
+        if drop is None:
+            pytest.skip(f"{type(broker).__name__} has no drop_record_only() test hook")
+        drop(job_id)
+
+
+def _push_id_only(broker: Broker, queue: str, job_id: str) -> None:
+    """Push an id onto a queue without touching its record (a duplicate push)."""
+    from myrq.backends.memory import MemoryBroker  # noqa: PLC0415
+    from myrq.backends.redis import RedisBroker  # noqa: PLC0415
+
+    if isinstance(broker, RedisBroker):
+        broker.client.rpush(broker.queue_key(queue), job_id)
+    elif isinstance(broker, MemoryBroker):
+        with broker._lock:
+            broker._queue(queue).append(job_id)
+    else:
+        push = getattr(broker, "push_id_only", None)
+        if push is None:
+            pytest.skip(f"{type(broker).__name__} has no push_id_only() test hook")
+        push(queue, job_id)
