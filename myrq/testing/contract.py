@@ -29,7 +29,7 @@ from myrq.exceptions import JobExistsError
 W = "worker-1"
 
 
-def _fields(n: int = 0, **extra: bytes) -> dict[str, bytes]:
+def _fields(n: int = 0, /, **extra: bytes) -> dict[str, bytes]:
     base = {
         "func": b'{"func_name":"m.f","args":[%d],"kwargs":{}}' % n,
         "status": b"pending",
