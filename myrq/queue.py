@@ -14,14 +14,15 @@ from myrq.ids import new_job_id, validate_queue_name
 from myrq.job import Job
 from myrq.serializers import Serializer
 
-#: Keywords of :meth:`Queue.enqueue` that are options, not the function's arguments.
-RESERVED_KEYWORDS = (
-    "job_id",
-    "job_timeout",
-    "job_result_ttl",
-    "job_failure_ttl",
-    "job_description",
-)
+#: Keywords of :meth:`Queue.enqueue` that are options, not the function's arguments,
+#: mapped to the :meth:`Queue.enqueue_call` parameter each sets.
+RESERVED_KEYWORDS = {
+    "job_id": "job_id",
+    "job_timeout": "timeout",
+    "job_result_ttl": "result_ttl",
+    "job_failure_ttl": "failure_ttl",
+    "job_description": "description",
+}
 
 
 class Queue:
@@ -85,7 +86,7 @@ class Queue:
         not arguments of ``func``; use :meth:`enqueue_call` if ``func`` itself
         takes a keyword of that name.
         """
-        options = {k[4:]: kwargs.pop(k) for k in RESERVED_KEYWORDS if k in kwargs}
+        options = {opt: kwargs.pop(kw) for kw, opt in RESERVED_KEYWORDS.items() if kw in kwargs}
         return self.enqueue_call(func, args=args, kwargs=kwargs, **options)
 
     def enqueue_call(

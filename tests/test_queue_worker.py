@@ -1,0 +1,329 @@
+"""Queue, Job and Worker behaviour, on every broker (memory, fakeredis, real Redis)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+
+import pytest
+
+from myrq import Job, JobExistsError, JobStatus, NoSuchJobError, Queue, Worker
+from myrq.backends import Broker
+from myrq.serializers import PickleSerializer
+from tests import jobs
+
+
+def run(broker: Broker, *queues: str, **kw: object) -> Worker:
+    w = Worker(list(queues) or ["default"], broker=broker, lease_ttl=30, **kw)  # type: ignore[arg-type]
+    w.work(burst=True)
+    return w
+
+
+def test_enqueue_returns_a_pending_job_that_fetch_restores(broker: Broker) -> None:
+    q = Queue("default", broker=broker)
+    job = q.enqueue(jobs.add, 1, 2)
+    assert job.get_status() is JobStatus.PENDING
+    fetched = Job.fetch(job.id, broker=broker)
+    assert fetched.status is JobStatus.PENDING  # status restored on fetch
+    assert (fetched.func_name, fetched.args, fetched.kwargs) == ("tests.jobs.add", [1, 2], {})
+    assert fetched.origin == "default"
+    assert fetched.timeout == 180
+    assert fetched.created_at is not None
+    assert q.job_ids == [job.id] and len(q) == 1
+
+
+def test_worker_runs_the_job_and_stores_the_result(broker: Broker) -> None:
+    job = Queue("default", broker=broker).enqueue(jobs.add, 1, 2)
+    assert run(broker).stats.finished == 1
+    assert job.get_status() is JobStatus.FINISHED
+    assert job.result == 3 and job.error is None
+    assert job.attempts == 1 and job.worker_name
+    assert job.started_at is not None and job.ended_at is not None
+    assert job.started_at <= job.ended_at
+    assert Job.fetch(job.id, broker=broker).result == 3
+
+
+def test_function_given_by_name(broker: Broker) -> None:
+    job = Queue("default", broker=broker).enqueue("tests.jobs.add", 2, 3)
+    run(broker)
+    assert job.get_status() is JobStatus.FINISHED and job.result == 5
+
+
+def test_staticmethod_and_classmethod_are_enqueueable(broker: Broker) -> None:
+    q = Queue("default", broker=broker)
+    a, b = q.enqueue(jobs.Maths.double, 4), q.enqueue(jobs.Maths.triple, 4)
+    run(broker)
+    a.refresh()
+    b.refresh()
+    assert (a.result, b.result) == (8, 12)
+
+
+def test_enqueue_call_takes_args_and_kwargs_explicitly(broker: Broker) -> None:
+    q = Queue("default", broker=broker)
+    job = q.enqueue_call(
+        jobs.echo, args=(1,), kwargs={"b": 2, "timeout": "mine", "job_id": "mine too"},
+        timeout=30, job_id="my-id", result_ttl=-1, description="explicit",
+    )  # fmt: skip
+    assert job.id == "my-id"
+    run(broker)
+    fetched = Job.fetch("my-id", broker=broker)
+    assert fetched.result == {"args": [1], "kwargs": {"b": 2, "timeout": "mine", "job_id": "mine too"}}
+    assert (fetched.timeout, fetched.result_ttl, fetched.description) == (30, -1, "explicit")
+
+
+def test_enqueue_reserved_job_keywords_are_options_not_arguments(broker: Broker) -> None:
+    q = Queue("default", broker=broker)
+    job = q.enqueue(
+        jobs.echo, 1, timeout=5, job_id="opt", job_timeout=9, job_result_ttl=-1,
+        job_failure_ttl=60, job_description="d",
+    )  # fmt: skip
+    run(broker)
+    job.refresh()
+    assert job.result == {"args": [1], "kwargs": {"timeout": 5}}
+    assert (job.id, job.timeout, job.result_ttl, job.failure_ttl, job.description) == (
+        "opt", 9, -1, 60, "d",
+    )  # fmt: skip
+
+
+def test_failure_records_type_message_and_traceback(broker: Broker) -> None:
+    job = Queue("default", broker=broker).enqueue(jobs.fail, "boom")
+    w = run(broker)
+    assert w.stats.failed == 1
+    assert job.get_status() is JobStatus.FAILED and job.is_failed
+    assert job.error is not None
+    assert (job.error.type, job.error.message) == ("ValueError", "boom")
+    assert "in fail" in job.error.traceback and "ValueError: boom" in job.error.traceback
+    assert job.result is None
+
+
+def test_worker_keeps_going_after_failures(broker: Broker) -> None:
+    q = Queue("default", broker=broker)
+    ids = [q.enqueue(jobs.fail, "x").id, q.enqueue(jobs.exit_job, 3).id,
+           q.enqueue(jobs.interrupt_job).id, q.enqueue(jobs.add, 1, 1).id]  # fmt: skip
+    w = run(broker)
+    statuses = [Job.fetch(i, broker=broker).status for i in ids]
+    assert statuses == [JobStatus.FAILED] * 3 + [JobStatus.FINISHED]
+    assert Job.fetch(ids[1], broker=broker).error.type == "SystemExit"  # type: ignore[union-attr]
+    assert Job.fetch(ids[2], broker=broker).error.type == "KeyboardInterrupt"  # type: ignore[union-attr]
+    assert w.stats.processed == 4
+
+
+def test_timeout_stops_the_job_and_clears_the_alarm(broker: Broker) -> None:
+    q = Queue("default", broker=broker)
+    slow = q.enqueue(jobs.nap, 5, job_timeout=0.3)
+    after = q.enqueue(jobs.nap, 0.5, "done", job_timeout=10)
+    started = time.monotonic()
+    w = run(broker)
+    assert time.monotonic() - started < 3
+    assert slow.get_status() is JobStatus.TIMEOUT
+    assert slow.error is not None and "timeout of 0.3s" in slow.error.message
+    # The next job outlives the first one's timeout: the alarm was cleared.
+    assert after.get_status() is JobStatus.FINISHED and after.result == "done"
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+    assert w.stats.timed_out == 1
+
+
+def test_a_job_cannot_swallow_its_timeout(broker: Broker) -> None:
+    job = Queue("default", broker=broker).enqueue(jobs.swallow_everything, 5, job_timeout=0.3)
+    run(broker)
+    assert job.get_status() is JobStatus.TIMEOUT
+
+
+def test_queues_are_served_in_priority_order(broker: Broker) -> None:
+    low = Queue("low", broker=broker)
+    high = Queue("high", broker=broker)
+    order = [low.enqueue(jobs.add, 0, i) for i in range(2)] + [high.enqueue(jobs.add, 1, 0)]
+    run(broker, "high", "low")
+    ended = [Job.fetch(j.id, broker=broker).ended_at for j in order]
+    assert ended[2] < ended[0] < ended[1]  # type: ignore[operator]
+
+
+def test_burst_returns_the_number_of_jobs_run(broker: Broker) -> None:
+    q = Queue("default", broker=broker)
+    for i in range(5):
+        q.enqueue(jobs.add, i, i)
+    w = Worker(["default"], broker=broker)
+    assert w.work(burst=True, max_jobs=2) == 2
+    assert w.work(burst=True) == 3
+    assert w.work(burst=True) == 0
+    assert len(q) == 0
+
+
+def test_blocking_worker_picks_up_a_job_enqueued_later(broker: Broker) -> None:
+    q = Queue("default", broker=broker)
+    w = Worker(["default"], broker=broker, idle_wait=0.2)
+    t = threading.Thread(target=w.work)
+    t.start()
+    time.sleep(0.3)
+    job = q.enqueue(jobs.add, 20, 22)
+    deadline = time.monotonic() + 10
+    while job.get_status() is not JobStatus.FINISHED and time.monotonic() < deadline:
+        time.sleep(0.02)
+    w.request_stop()
+    t.join(timeout=10)
+    assert not t.is_alive()
+    assert job.result == 42
+
+
+def test_finished_job_expires_after_its_result_ttl(broker: Broker) -> None:
+    q = Queue("default", broker=broker)
+    job = q.enqueue(jobs.add, 1, 2, job_result_ttl=1)
+    kept = q.enqueue(jobs.add, 1, 2, job_result_ttl=-1)
+    run(broker)
+    assert job.get_status() is JobStatus.FINISHED
+    time.sleep(1.3)
+    with pytest.raises(NoSuchJobError):
+        job.refresh()
+    assert kept.get_status() is JobStatus.FINISHED
+
+
+def test_result_ttl_zero_keeps_no_record(broker: Broker) -> None:
+    job = Queue("default", broker=broker).enqueue(jobs.add, 1, 2, job_result_ttl=0)
+    run(broker)
+    with pytest.raises(NoSuchJobError):
+        Job.fetch(job.id, broker=broker)
+
+
+def test_failure_ttl_applies_to_failed_jobs(broker: Broker) -> None:
+    q = Queue("default", broker=broker, result_ttl=0)
+    job = q.enqueue(jobs.fail, "x", job_failure_ttl=-1)
+    run(broker)
+    assert job.get_status() is JobStatus.FAILED
+
+
+def test_live_job_id_is_not_replaced(broker: Broker) -> None:
+    q = Queue("default", broker=broker)
+    first = q.enqueue(jobs.add, 1, 2, job_id="same")
+    with pytest.raises(JobExistsError, match="same"):
+        q.enqueue(jobs.add, 5, 5, job_id="same")
+    assert Job.fetch("same", broker=broker).args == [1, 2]
+    assert q.job_ids == ["same"]
+    run(broker)
+    assert first.get_status() is JobStatus.FINISHED
+    again = q.enqueue(jobs.add, 5, 5, job_id="same")  # finished: may be reused
+    run(broker)
+    assert again.get_status() is JobStatus.FINISHED and again.result == 10
+
+
+def test_enqueue_many_stores_a_batch(broker: Broker) -> None:
+    q = Queue("default", broker=broker)
+    batch = q.enqueue_many([q.prepare(jobs.add, (i, i)) for i in range(20)])
+    assert len(q) == 20
+    run(broker)
+    assert [Job.fetch(j.id, broker=broker).result for j in batch] == [2 * i for i in range(20)]
+
+
+def test_enqueue_many_reports_ids_held_by_live_jobs(broker: Broker) -> None:
+    q = Queue("default", broker=broker)
+    q.enqueue(jobs.add, 0, 0, job_id="held")
+    with pytest.raises(JobExistsError) as info:
+        q.enqueue_many([q.prepare(jobs.add, (1, 1), job_id="held"), q.prepare(jobs.add, (2, 2))])
+    assert info.value.job_ids == ["held"]
+    assert len(q) == 2
+
+
+def test_delete_removes_the_job(broker: Broker) -> None:
+    q = Queue("default", broker=broker)
+    job = q.enqueue(jobs.add, 1, 2)
+    assert job.delete()
+    assert len(q) == 0
+    with pytest.raises(NoSuchJobError):
+        job.refresh()
+
+
+def test_id_on_queue_without_record_is_skipped(broker: Broker, caplog: pytest.LogCaptureFixture) -> None:
+    from myrq.testing.contract import _drop_record_only
+
+    q = Queue("default", broker=broker)
+    orphan = q.enqueue(jobs.add, 1, 2)
+    good = q.enqueue(jobs.add, 3, 4)
+    _drop_record_only(broker, orphan.id)
+    with caplog.at_level(logging.WARNING, logger="myrq.worker"):
+        w = run(broker)
+    assert w.stats.skipped == 1 and w.stats.finished == 1
+    assert f"held id {orphan.id}, which has no job record" in caplog.text
+    assert broker.get(orphan.id) is None  # nothing re-created
+    assert good.get_status() is JobStatus.FINISHED
+
+
+def test_undecodable_payload_fails_the_job(broker: Broker) -> None:
+    broker.enqueue("default", "garbage", {"func": b"\x80not json{", "status": b"pending",
+                                          "timeout": b"60", "queue": b"default"})  # fmt: skip
+    Queue("default", broker=broker).enqueue(jobs.add, 1, 1)
+    w = run(broker)
+    job = Job.fetch("garbage", broker=broker)
+    assert job.status is JobStatus.FAILED
+    assert job.error is not None and job.error.type == "InvalidPayload"
+    assert "not valid JSON" in job.error.message
+    assert w.stats.finished == 1
+
+
+def test_unimportable_function_fails_the_job(broker: Broker) -> None:
+    q = Queue("default", broker=broker)
+    missing_module = q.enqueue("no_such_module_xyz.func")
+    missing_attr = q.enqueue("tests.jobs.no_such_function")
+    run(broker)
+    for job, needle in ((missing_module, "no_such_module_xyz"), (missing_attr, "no_such_function")):
+        assert job.get_status() is JobStatus.FAILED
+        assert job.error is not None and job.error.type == "FunctionLookupError"
+        assert needle in job.error.message
+
+
+def test_result_the_serializer_cannot_encode_fails_the_job(broker: Broker) -> None:
+    job = Queue("default", broker=broker).enqueue(jobs.return_set)
+    run(broker)
+    assert job.get_status() is JobStatus.FAILED
+    assert job.error is not None and job.error.type == "ResultSerializationError"
+    assert "set" in job.error.message
+
+
+def test_pickle_serializer_round_trips_python_values(broker: Broker) -> None:
+    import datetime
+
+    q = Queue("default", broker=broker, serializer="pickle")
+    job = q.enqueue(jobs.next_day, datetime.date(2026, 2, 28))
+    run(broker, serializer=PickleSerializer())
+    assert job.get_status() is JobStatus.FINISHED
+    assert job.result == datetime.date(2026, 3, 1)
+
+
+def test_json_worker_never_unpickles_a_pickle_payload(broker: Broker) -> None:
+    q = Queue("default", broker=broker, serializer="pickle")
+    job = q.enqueue(jobs.add, 1, 2)
+    run(broker)  # JSON worker
+    assert job.get_status() is JobStatus.FAILED
+    assert job.error is not None and job.error.type == "InvalidPayload"
+
+
+def test_worker_logs_one_line_per_job_start_and_end(
+    broker: Broker, caplog: pytest.LogCaptureFixture
+) -> None:
+    job = Queue("default", broker=broker).enqueue(jobs.add, 1, 2)
+    with caplog.at_level(logging.INFO, logger="myrq"):
+        run(broker)
+    lines = [r.getMessage() for r in caplog.records if job.id in r.getMessage()]
+    assert len(lines) == 2
+    assert lines[0].endswith("started") and " finished in " in lines[1]
+    assert all(r.name.startswith("myrq") for r in caplog.records)
+
+
+def test_late_write_after_delete_does_not_resurrect_the_job(broker: Broker) -> None:
+    jobs.BROKER = broker
+    job = Queue("default", broker=broker).enqueue(jobs.delete_myself, "self-del", job_id="self-del")
+    w = run(broker)
+    assert w.stats.lost_leases == 1
+    assert broker.get(job.id) is None
+
+
+def test_queue_without_broker_uses_the_configured_one() -> None:
+    from myrq import configure
+    from myrq.backends import MemoryBroker
+
+    configure(broker="memory://unit")
+    q = Queue("x")
+    assert isinstance(q.broker, MemoryBroker)
+    job = q.enqueue(jobs.add, 2, 2)
+    Worker(["x"]).work(burst=True)
+    assert Job.fetch(job.id).result == 4
