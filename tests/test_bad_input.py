@@ -1,0 +1,158 @@
+"""Bad input gets a clear error that names the value, and nothing is written."""
+
+from __future__ import annotations
+
+import datetime
+import types
+
+import pytest
+
+from myrq import (
+    BrokerConnectionError,
+    ConfigurationError,
+    InvalidJobError,
+    Queue,
+    SerializationError,
+    configure,
+)
+from myrq.backends import Broker, MemoryBroker, RedisBroker, broker_from_url
+from myrq.serializers import resolve_serializer
+from myrq.testing.redis_server import free_port
+from tests import jobs
+
+
+def assert_nothing_written(broker: Broker) -> None:
+    assert list(broker.job_ids()) == []
+    assert all(broker.queue_length(n) == 0 for n in broker.queue_names())
+
+
+def test_lambda_is_refused_at_enqueue_time(broker: Broker) -> None:
+    with pytest.raises(InvalidJobError, match="lambda"):
+        Queue("default", broker=broker).enqueue(lambda: 1)
+    assert_nothing_written(broker)
+
+
+def test_nested_function_is_refused_naming_it(broker: Broker) -> None:
+    def inner() -> int:
+        return 1
+
+    with pytest.raises(InvalidJobError, match=r"inner.*defined inside another function"):
+        Queue("default", broker=broker).enqueue(inner)
+    assert_nothing_written(broker)
+
+
+def test_bound_method_of_a_local_object_is_refused(broker: Broker) -> None:
+    obj = jobs.Maths()
+    with pytest.raises(InvalidJobError, match=r"Maths.square.*bound to Maths instance"):
+        Queue("default", broker=broker).enqueue(obj.square, 3)
+    assert_nothing_written(broker)
+
+
+def test_function_of_main_script_is_refused() -> None:
+    fake = types.FunctionType(jobs.add.__code__, {}, "script_func")
+    fake.__module__ = "__main__"
+    fake.__qualname__ = "script_func"
+    with pytest.raises(InvalidJobError, match=r"__main__\.script_func.*importable module"):
+        Queue("default", broker=MemoryBroker()).enqueue(fake)
+
+
+@pytest.mark.parametrize("func", [42, None, "not a path", "bad..name", ""])
+def test_non_function_is_refused(func: object) -> None:
+    with pytest.raises(InvalidJobError, match="cannot enqueue|not a dotted path"):
+        Queue("default", broker=MemoryBroker()).enqueue(func)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("arg", "type_name"),
+    [
+        (datetime.datetime(2026, 1, 1), "datetime.datetime"),
+        ({1, 2}, "builtins.set"),
+        (object(), "builtins.object"),
+        (b"bytes", "builtins.bytes"),
+    ],
+)
+def test_json_unencodable_argument_names_its_type_and_writes_nothing(
+    broker: Broker, arg: object, type_name: str
+) -> None:
+    q = Queue("default", broker=broker)
+    with pytest.raises(SerializationError, match=type_name.replace(".", r"\.")):
+        q.enqueue(jobs.echo, 1, arg)
+    with pytest.raises(SerializationError, match="pickle serializer"):
+        q.enqueue_call(jobs.echo, kwargs={"nested": [{"deep": arg}]})
+    assert_nothing_written(broker)
+
+
+@pytest.mark.parametrize(
+    "job_id", ["", "has space", "a:b", "{tag}", "glob*", "x" * 201, "-leading", 7]
+)
+def test_invalid_job_id_is_refused(job_id: object) -> None:
+    broker = MemoryBroker()
+    with pytest.raises(InvalidJobError, match="invalid job id"):
+        Queue("default", broker=broker).enqueue_call(jobs.add, (1, 2), job_id=job_id)  # type: ignore[arg-type]
+    assert_nothing_written(broker)
+
+
+@pytest.mark.parametrize("name", ["", "a:b", "sp ace", "{x}"])
+def test_invalid_queue_name_is_refused(name: str) -> None:
+    with pytest.raises(InvalidJobError, match="invalid queue name"):
+        Queue(name, broker=MemoryBroker())
+
+
+@pytest.mark.parametrize("timeout", [0, -1, "10", True])
+def test_invalid_timeout_is_refused(timeout: object) -> None:
+    with pytest.raises(InvalidJobError, match="timeout must be a positive number"):
+        Queue("default", broker=MemoryBroker()).enqueue_call(jobs.add, (1, 2), timeout=timeout)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("ttl", [-2, 1.5, "60"])
+def test_invalid_ttl_is_refused(ttl: object) -> None:
+    with pytest.raises(InvalidJobError, match="result_ttl must be whole seconds"):
+        Queue("default", broker=MemoryBroker()).enqueue_call(jobs.add, (1, 2), result_ttl=ttl)  # type: ignore[arg-type]
+
+
+def test_args_must_be_a_sequence() -> None:
+    with pytest.raises(InvalidJobError, match="args must be a list or tuple, not str"):
+        Queue("default", broker=MemoryBroker()).enqueue_call(jobs.add, "12")
+
+
+def test_unknown_broker_scheme_names_it_and_lists_accepted() -> None:
+    with pytest.raises(ConfigurationError) as info:
+        broker_from_url("amqp://guest:secret@localhost/")
+    msg = str(info.value)
+    assert "'amqp'" in msg and "redis://" in msg and "memory://" in msg
+    assert "secret" not in msg
+    with pytest.raises(ConfigurationError, match="amqp"):
+        configure(broker="amqp://localhost/")
+
+
+def test_unimportable_broker_class_is_named() -> None:
+    with pytest.raises(ConfigurationError, match="no_such_pkg"):
+        broker_from_url("no_such_pkg.mod:Broker")
+    with pytest.raises(ConfigurationError, match="not a myrq.backends.Broker subclass"):
+        broker_from_url("tests.jobs:add")
+
+
+def test_unknown_serializer_names_it_and_lists_accepted() -> None:
+    with pytest.raises(ConfigurationError, match=r"unknown serializer 'yaml'.*json, pickle"):
+        resolve_serializer("yaml")
+    with pytest.raises(ConfigurationError, match="yaml"):
+        configure(serializer="yaml")
+    with pytest.raises(ConfigurationError, match="not a myrq.serializers.Serializer"):
+        resolve_serializer("tests.jobs:add")
+
+
+def test_unreachable_redis_raises_a_connection_error_naming_the_url() -> None:
+    port = free_port()
+    broker = RedisBroker.from_url(f"redis://user:hunter2@127.0.0.1:{port}/0")
+    with pytest.raises(BrokerConnectionError) as info:
+        Queue("default", broker=broker).enqueue(jobs.add, 1, 2)
+    msg = str(info.value)
+    assert f"127.0.0.1:{port}" in msg and "redis-server" in msg
+    assert "hunter2" not in msg and "***" in msg
+
+
+def test_redis_client_decoding_responses_is_refused() -> None:
+    import fakeredis
+
+    with pytest.raises(ConfigurationError, match="decode_responses"):
+        RedisBroker(fakeredis.FakeRedis(decode_responses=True))

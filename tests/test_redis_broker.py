@@ -1,0 +1,224 @@
+"""Redis-specific behaviour, on a real redis-server started by the test session.
+
+Covers the original design's key scheme and interoperability, and each of its
+defects: jobs lost by BLPOP when a worker dies, queued jobs expiring after an
+hour, the alarm never cleared (see test_queue_worker), hmset, half-written
+enqueues.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from myrq import BrokerError, Job, JobStatus, Queue, Worker, configure
+from myrq.backends import RedisBroker
+from myrq.config import get_broker
+from myrq.testing.redis_server import RedisServer
+from tests import jobs
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def rbroker(redis_client: redis.Redis, redis_server: RedisServer) -> Iterator[RedisBroker]:
+    b = RedisBroker(redis_client, url=redis_server.url)
+    yield b
+
+
+def test_job_is_a_hash_and_queue_a_list_of_ids(rbroker: RedisBroker, redis_client: redis.Redis) -> None:
+    job = Queue("default", broker=rbroker).enqueue(jobs.add, 1, 2)
+    key = f"myrq:job:{job.id}"
+    assert redis_client.type(key) == b"hash"
+    record = redis_client.hgetall(key)
+    assert json.loads(record[b"func"]) == {"func_name": "tests.jobs.add", "args": [1, 2], "kwargs": {}}
+    assert record[b"status"] == b"pending"
+    assert record[b"timeout"] == b"180"
+    assert abs(float(record[b"created_at"]) - time.time()) < 60
+    assert redis_client.lrange("myrq:queue:default", 0, -1) == [job.id.encode()]
+
+
+def test_queued_and_running_jobs_never_expire(rbroker: RedisBroker, redis_client: redis.Redis) -> None:
+    job = Queue("default", broker=rbroker).enqueue(jobs.add, 1, 2)
+    assert redis_client.ttl(f"myrq:job:{job.id}") == -1  # queued: no TTL
+    [d] = rbroker.dequeue(["default"], "w", 30)
+    assert redis_client.ttl(f"myrq:job:{job.id}") == -1  # running: no TTL
+    assert d.token is not None
+
+
+def test_ttl_applies_once_finished_or_failed(rbroker: RedisBroker, redis_client: redis.Redis) -> None:
+    q = Queue("default", broker=rbroker, result_ttl=500, failure_ttl=9000)
+    ok, bad, forever = q.enqueue(jobs.add, 1, 2), q.enqueue(jobs.fail, "x"), q.enqueue(
+        jobs.add, 1, 1, job_result_ttl=-1
+    )
+    Worker(["default"], broker=rbroker).work(burst=True)
+    assert 490 <= redis_client.ttl(f"myrq:job:{ok.id}") <= 500
+    assert 8990 <= redis_client.ttl(f"myrq:job:{bad.id}") <= 9000
+    assert redis_client.ttl(f"myrq:job:{forever.id}") == -1
+
+
+def test_key_prefix_comes_from_config(redis_server: RedisServer, redis_client: redis.Redis,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    monkeypatch.setenv("MYRQ_KEY_PREFIX", "app1:")
+    configure(broker=redis_server.url)
+    job = Queue("default").enqueue(jobs.add, 1, 2)
+    assert redis_client.exists(f"app1:job:{job.id}") and redis_client.llen("app1:queue:default")
+    assert not redis_client.exists(f"myrq:job:{job.id}")
+    assert isinstance(get_broker(), RedisBroker) and get_broker().prefix == "app1:"  # type: ignore[attr-defined]
+
+
+def _seed_enqueue(client: redis.Redis, job_id: str, func_name: str, args: list[object]) -> None:
+    """Enqueue exactly as the original design's client did (minus its hmset/expire)."""
+    client.hset(
+        f"myrq:job:{job_id}",
+        mapping={
+            "created_at": int(time.time()),
+            "func": json.dumps({"func_name": func_name, "args": args, "kwargs": {}}),
+            "status": "pending",
+            "timeout": 60,
+        },
+    )
+    client.rpush("myrq:queue:default", job_id)
+
+
+def test_job_in_the_original_format_is_run(rbroker: RedisBroker, redis_client: redis.Redis) -> None:
+    _seed_enqueue(redis_client, "seed-ok", "tests.jobs.add", [2, 3])
+    _seed_enqueue(redis_client, "seed-bad", "tests.jobs.fail", ["from seed"])
+    assert Worker(["default"], broker=rbroker).work(burst=True) == 2
+    ok, bad = Job.fetch("seed-ok", broker=rbroker), Job.fetch("seed-bad", broker=rbroker)
+    assert ok.status is JobStatus.FINISHED and ok.result == 5
+    assert redis_client.hget("myrq:job:seed-ok", "status") == b"finished"
+    assert bad.status is JobStatus.FAILED
+    assert bad.error is not None and bad.error.message == "from seed"
+
+
+def test_idle_worker_notices_a_foreign_push_within_the_poll_interval(
+    redis_server: RedisServer, redis_client: redis.Redis
+) -> None:
+    import threading
+
+    broker = RedisBroker(redis_client, url=redis_server.url, poll_interval=0.2)
+    w = Worker(["default"], broker=broker, idle_wait=5)
+    t = threading.Thread(target=w.work)
+    t.start()
+    time.sleep(0.3)
+    _seed_enqueue(redis_client, "seed-late", "tests.jobs.add", [1, 1])
+    deadline = time.monotonic() + 5
+    while redis_client.hget("myrq:job:seed-late", "status") != b"finished":
+        assert time.monotonic() < deadline, "worker did not pick up the foreign job"
+        time.sleep(0.02)
+    w.request_stop()
+    t.join(timeout=10)
+
+
+def test_enqueue_is_all_or_nothing(rbroker: RedisBroker, redis_client: redis.Redis) -> None:
+    redis_client.set("myrq:queue:broken", "not a list")
+    with pytest.raises(BrokerError, match="WRONGTYPE"):
+        Queue("broken", broker=rbroker).enqueue_call(jobs.add, (1, 2), job_id="half")
+    assert not redis_client.exists("myrq:job:half")  # no job hash without its queue entry
+
+
+def test_claim_moves_the_id_into_the_leases_set_in_one_step(
+    rbroker: RedisBroker, redis_client: redis.Redis
+) -> None:
+    job = Queue("default", broker=rbroker).enqueue(jobs.add, 1, 2)
+    [d] = rbroker.dequeue(["default"], "w", 30)
+    assert redis_client.llen("myrq:queue:default") == 0
+    score = redis_client.zscore("myrq:leases", job.id)
+    assert score is not None and score > time.time() * 1000
+    assert d.token == redis_client.hget(f"myrq:job:{job.id}", "lease").decode()  # type: ignore[union-attr]
+
+
+def _worker_process(url: str, *extra: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "myrq", "worker", "default", "--broker", url, *extra],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+
+
+def _wait_for(pred: object, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not pred():  # type: ignore[operator]
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_job_of_a_killed_worker_runs_again(
+    rbroker: RedisBroker, redis_server: RedisServer, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    marker = tmp_path / "first-attempt"
+    job = Queue("default", broker=rbroker).enqueue(jobs.slow_on_first_attempt, str(marker), 60)
+    proc = _worker_process(redis_server.url, "--lease-ttl", "1")
+    try:
+        _wait_for(marker.exists, 20, "the first attempt to start")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        if proc.stdout:
+            proc.stdout.close()
+    # The original design lost the job here: BLPOP had removed it from Redis.
+    assert job.get_status() is JobStatus.RUNNING
+    assert redis_client.zscore("myrq:leases", job.id) is not None
+    time.sleep(1.2)  # let the dead worker's lease expire
+    w = Worker(["default"], broker=rbroker, lease_ttl=5)
+    assert w.work(burst=True) == 1
+    assert job.get_status() is JobStatus.FINISHED
+    assert job.result == "second" and job.attempts == 2
+
+
+@pytest.mark.slow
+def test_sigterm_lets_the_current_job_finish_then_exits_cleanly(
+    rbroker: RedisBroker, redis_server: RedisServer
+) -> None:
+    q = Queue("default", broker=rbroker)
+    running = q.enqueue(jobs.nap, 1.5, "completed")
+    waiting = q.enqueue(jobs.add, 1, 2)
+    proc = _worker_process(redis_server.url)
+    try:
+        _wait_for(lambda: running.get_status() is JobStatus.RUNNING, 20, "the job to start")
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, out.decode()
+    assert running.get_status() is JobStatus.FINISHED and running.result == "completed"
+    assert waiting.get_status() is JobStatus.PENDING  # not taken after the signal
+    assert b"got SIGTERM" in out
+
+
+@pytest.mark.slow
+def test_second_signal_puts_the_running_job_back(
+    rbroker: RedisBroker, redis_server: RedisServer
+) -> None:
+    job = Queue("default", broker=rbroker).enqueue(jobs.nap, 60)
+    proc = _worker_process(redis_server.url)
+    try:
+        _wait_for(lambda: job.get_status() is JobStatus.RUNNING, 20, "the job to start")
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, out.decode()
+    assert job.get_status() is JobStatus.PENDING
+    assert job.attempts == 0  # an interrupted attempt is not counted
+    assert Queue("default", broker=rbroker).job_ids == [job.id]
