@@ -1,0 +1,93 @@
+"""The myrq command line, run as a real process against a real redis-server."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import redis
+
+from myrq.cli import main
+from myrq.testing.redis_server import RedisServer
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def myrq(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", "myrq", *args],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False,
+    )  # fmt: skip
+
+
+def test_enqueue_worker_job_and_info(redis_server: RedisServer, redis_client: redis.Redis) -> None:
+    url = redis_server.url
+    enq = myrq("enqueue", "tests.jobs.add", "1", "2", "--queue", "math", "--broker", url)
+    assert enq.returncode == 0, enq.stderr
+    job_id = enq.stdout.strip()
+    assert redis_client.exists(f"myrq:job:{job_id}")
+
+    info = myrq("info", "--broker", url)
+    assert info.returncode == 0, info.stderr
+    assert "math" in info.stdout and "pending" in info.stdout
+
+    work = myrq("worker", "math", "--burst", "--broker", url)
+    assert work.returncode == 0, work.stderr
+    assert f"math: tests.jobs.add ({job_id}) finished" in work.stdout + work.stderr
+
+    show = myrq("job", job_id, "--broker", url)
+    assert show.returncode == 0, show.stderr
+    assert "status: finished" in show.stdout and "result: 3" in show.stdout
+
+
+def test_enqueue_with_kwargs_and_job_id(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["enqueue", "tests.jobs.echo", '"a"', "--kwargs", '{"k": [1]}',
+                 "--job-id", "cli-1", "--broker", "memory://cli"])  # fmt: skip
+    assert code == 0 and capsys.readouterr().out.strip() == "cli-1"
+    assert main(["worker", "--burst", "--broker", "memory://cli"]) == 0
+    assert main(["job", "cli-1", "--broker", "memory://cli"]) == 0
+    out = capsys.readouterr().out
+    assert "result: {'args': ['a'], 'kwargs': {'k': [1]}}" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["enqueue", "tests.jobs.add", "hello"], "argument 1 'hello' is not JSON"),
+        (["enqueue", "tests.jobs.add", "--kwargs", "[1]"], "--kwargs must be a JSON object"),
+        (["worker", "--broker", "amqp://x"], "unknown broker URL scheme 'amqp'"),
+        (["enqueue", "tests.jobs.add", "--serializer", "yaml", "--broker", "memory://"],
+         "unknown serializer 'yaml'"),
+        (["job", "nope", "--broker", "memory://"], "no job 'nope'"),
+        (["enqueue", "x", "--broker", "memory://"], "not a dotted path"),
+    ],
+)  # fmt: skip
+def test_bad_arguments_get_one_line_and_nonzero_exit(args: list[str], needle: str) -> None:
+    result = myrq(*args)
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert needle in result.stderr
+
+
+def test_unknown_command_is_a_usage_error() -> None:
+    result = myrq("bogus")
+    assert result.returncode == 2
+    assert "invalid choice" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_unreachable_broker_is_one_line() -> None:
+    from myrq.testing.redis_server import free_port
+
+    result = myrq("info", "--broker", f"redis://127.0.0.1:{free_port()}/0")
+    assert result.returncode == 1 and "cannot reach Redis" in result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+def test_demo_runs_and_checks_itself() -> None:
+    result = myrq("demo")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "all jobs ended as expected" in result.stdout
