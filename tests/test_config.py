@@ -28,7 +28,11 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     s = settings()
-    assert (s.broker_url, s.serializer, s.key_prefix) == ("redis://127.0.0.1:6379/0", "json", "myrq:")
+    assert (s.broker_url, s.serializer, s.key_prefix) == (
+        "redis://127.0.0.1:6379/0",
+        "json",
+        "myrq:",
+    )
     assert isinstance(get_serializer(), JSONSerializer)
     assert isinstance(get_broker(), RedisBroker)  # built lazily: no connection made
 
@@ -87,7 +91,9 @@ def test_redis_url_schemes(url: str) -> None:
     assert isinstance(get_broker(url), RedisBroker)
 
 
-def test_unknown_key_in_pyproject_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unknown_key_in_pyproject_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "pyproject.toml").write_text('[tool.myrq]\nbroker = "memory://"\n')
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ConfigurationError, match=r"unknown key\(s\) \['broker'\].*broker_url"):

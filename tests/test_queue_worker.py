@@ -69,7 +69,10 @@ def test_enqueue_call_takes_args_and_kwargs_explicitly(broker: Broker) -> None:
     assert job.id == "my-id"
     run(broker)
     fetched = Job.fetch("my-id", broker=broker)
-    assert fetched.result == {"args": [1], "kwargs": {"b": 2, "timeout": "mine", "job_id": "mine too"}}
+    assert fetched.result == {
+        "args": [1],
+        "kwargs": {"b": 2, "timeout": "mine", "job_id": "mine too"},
+    }
     assert (fetched.timeout, fetched.result_ttl, fetched.description) == (30, -1, "explicit")
 
 
@@ -233,7 +236,9 @@ def test_delete_removes_the_job(broker: Broker) -> None:
         job.refresh()
 
 
-def test_id_on_queue_without_record_is_skipped(broker: Broker, caplog: pytest.LogCaptureFixture) -> None:
+def test_id_on_queue_without_record_is_skipped(
+    broker: Broker, caplog: pytest.LogCaptureFixture
+) -> None:
     from myrq.testing.contract import _drop_record_only
 
     q = Queue("default", broker=broker)

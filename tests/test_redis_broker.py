@@ -35,19 +35,27 @@ def rbroker(redis_client: redis.Redis, redis_server: RedisServer) -> Iterator[Re
     yield b
 
 
-def test_job_is_a_hash_and_queue_a_list_of_ids(rbroker: RedisBroker, redis_client: redis.Redis) -> None:
+def test_job_is_a_hash_and_queue_a_list_of_ids(
+    rbroker: RedisBroker, redis_client: redis.Redis
+) -> None:
     job = Queue("default", broker=rbroker).enqueue(jobs.add, 1, 2)
     key = f"myrq:job:{job.id}"
     assert redis_client.type(key) == b"hash"
     record = redis_client.hgetall(key)
-    assert json.loads(record[b"func"]) == {"func_name": "tests.jobs.add", "args": [1, 2], "kwargs": {}}
+    assert json.loads(record[b"func"]) == {
+        "func_name": "tests.jobs.add",
+        "args": [1, 2],
+        "kwargs": {},
+    }
     assert record[b"status"] == b"pending"
     assert record[b"timeout"] == b"180"
     assert abs(float(record[b"created_at"]) - time.time()) < 60
     assert redis_client.lrange("myrq:queue:default", 0, -1) == [job.id.encode()]
 
 
-def test_queued_and_running_jobs_never_expire(rbroker: RedisBroker, redis_client: redis.Redis) -> None:
+def test_queued_and_running_jobs_never_expire(
+    rbroker: RedisBroker, redis_client: redis.Redis
+) -> None:
     job = Queue("default", broker=rbroker).enqueue(jobs.add, 1, 2)
     assert redis_client.ttl(f"myrq:job:{job.id}") == -1  # queued: no TTL
     [d] = rbroker.dequeue(["default"], "w", 30)
@@ -55,10 +63,14 @@ def test_queued_and_running_jobs_never_expire(rbroker: RedisBroker, redis_client
     assert d.token is not None
 
 
-def test_ttl_applies_once_finished_or_failed(rbroker: RedisBroker, redis_client: redis.Redis) -> None:
+def test_ttl_applies_once_finished_or_failed(
+    rbroker: RedisBroker, redis_client: redis.Redis
+) -> None:
     q = Queue("default", broker=rbroker, result_ttl=500, failure_ttl=9000)
-    ok, bad, forever = q.enqueue(jobs.add, 1, 2), q.enqueue(jobs.fail, "x"), q.enqueue(
-        jobs.add, 1, 1, job_result_ttl=-1
+    ok, bad, forever = (
+        q.enqueue(jobs.add, 1, 2),
+        q.enqueue(jobs.fail, "x"),
+        q.enqueue(jobs.add, 1, 1, job_result_ttl=-1),
     )
     Worker(["default"], broker=rbroker).work(burst=True)
     assert 490 <= redis_client.ttl(f"myrq:job:{ok.id}") <= 500
