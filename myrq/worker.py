@@ -84,6 +84,9 @@ class Worker:
             failed as abandoned instead of requeued (0: no limit).
         idle_wait: longest single blocking wait for a job when idle; bounds
             how quickly a stop request is noticed.
+        default_timeout: for jobs whose record has no valid ``timeout``
+            (e.g. written by another client).
+        result_ttl, failure_ttl: for jobs whose record does not set them.
     """
 
     def __init__(
@@ -96,6 +99,7 @@ class Worker:
         lease_ttl: float = 60.0,
         max_attempts: int = 3,
         idle_wait: float = 1.0,
+        default_timeout: float = config.DEFAULT_TIMEOUT,
         result_ttl: int = config.DEFAULT_RESULT_TTL,
         failure_ttl: int = config.DEFAULT_FAILURE_TTL,
     ) -> None:
@@ -111,6 +115,7 @@ class Worker:
         self.lease_ttl = lease_ttl
         self.max_attempts = max_attempts
         self.idle_wait = idle_wait
+        self.default_timeout = default_timeout
         self.result_ttl = result_ttl
         self.failure_ttl = failure_ttl
         self.stats = WorkerStats()
@@ -145,6 +150,12 @@ class Worker:
             "worker %s started on queues %s (%s)", self.name, self.queue_names, self.broker.url
         )
         self._warn_about_eviction()
+        if threading.current_thread() is not threading.main_thread():
+            logger.warning(
+                "worker %s runs outside the main thread: job timeouts cannot be "
+                "enforced there (SIGALRM reaches only the main thread)",
+                self.name,
+            )
         self._reap()
         heartbeat.start()
         try:
@@ -178,11 +189,14 @@ class Worker:
                     timeout=0 if burst else self.idle_wait,
                 )
                 backoff = 0.0
-            except BrokerConnectionError as exc:
+            except BrokerError as exc:
+                # Unreachable, or refused (e.g. a queue key of the wrong type):
+                # back off and try again; never die of it.
                 backoff = min(max(backoff * 2, 0.1), 5.0)
                 logger.warning(
-                    "worker %s: broker unreachable (%s); retrying in %.1fs", self.name, exc, backoff
-                )
+                    "worker %s: could not take a job (%s); retrying in %.1fs",
+                    self.name, exc, backoff,
+                )  # fmt: skip
                 self._stop.wait(backoff)
                 continue
             if not deliveries:
@@ -266,6 +280,8 @@ class Worker:
         except FunctionLookupError as exc:
             return _failure("FunctionLookupError", str(exc)), func_name, 0.0
         timeout = _num(fields.get(F_TIMEOUT))
+        if timeout is None or not timeout > 0:  # absent or garbled: the default, not "none"
+            timeout = self.default_timeout
         self._running_job = True
         try:
             result = self._call(func, args, kwargs, timeout)
@@ -312,10 +328,10 @@ class Worker:
         func: Callable[..., Any],
         args: list[Any],
         kwargs: dict[str, Any],
-        timeout: float | None,
+        timeout: float,
     ) -> Any:
-        if not timeout or timeout <= 0:
-            return func(*args, **kwargs)
+        if threading.current_thread() is not threading.main_thread():
+            return func(*args, **kwargs)  # SIGALRM reaches only the main thread
         with _alarm(timeout):
             return func(*args, **kwargs)
 
@@ -474,11 +490,7 @@ class Worker:
 
 @contextmanager
 def _alarm(seconds: float) -> Iterator[None]:
-    """Raise JobTimeout in this (main) thread after ``seconds``; always cleared on exit."""
-    if threading.current_thread() is not threading.main_thread():
-        logger.warning("job timeouts are only enforced when the worker runs in the main thread")
-        yield
-        return
+    """Raise JobTimeout in the main thread after ``seconds``; always cleared on exit."""
 
     def on_alarm(signum: int, frame: FrameType | None) -> None:
         raise JobTimeout(f"job exceeded its timeout of {seconds:g}s")

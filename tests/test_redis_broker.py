@@ -113,6 +113,57 @@ def test_job_in_the_original_format_is_run(rbroker: RedisBroker, redis_client: r
     assert bad.error is not None and bad.error.message == "from seed"
 
 
+def test_claim_removes_an_expiry_a_foreign_client_set(
+    rbroker: RedisBroker, redis_client: redis.Redis
+) -> None:
+    _seed_enqueue(redis_client, "seed-ttl", "tests.jobs.add", [1, 1])
+    redis_client.expire("myrq:job:seed-ttl", 3600)  # what the original design did
+    rbroker.dequeue(["default"], "w", 30)
+    assert redis_client.ttl("myrq:job:seed-ttl") == -1  # cannot vanish while running
+
+
+def test_seed_job_without_timeout_gets_the_workers_default(
+    rbroker: RedisBroker, redis_client: redis.Redis
+) -> None:
+    _seed_enqueue(redis_client, "seed-slow", "tests.jobs.nap", [5])
+    redis_client.hdel("myrq:job:seed-slow", "timeout")
+    Worker(["default"], broker=rbroker, default_timeout=0.3).work(burst=True)
+    assert Job.fetch("seed-slow", broker=rbroker).status is JobStatus.TIMEOUT
+
+
+def test_id_whose_key_is_not_a_hash_is_dropped_and_the_worker_goes_on(
+    rbroker: RedisBroker, redis_client: redis.Redis
+) -> None:
+    redis_client.set("myrq:job:weird", "a string")
+    redis_client.rpush("myrq:queue:default", "weird")
+    job = Queue("default", broker=rbroker).enqueue(jobs.add, 1, 2)
+    w = Worker(["default"], broker=rbroker)
+    assert w.work(burst=True) == 1
+    assert w.stats.skipped == 1
+    assert redis_client.get("myrq:job:weird") == b"a string"  # left alone
+    assert job.get_status() is JobStatus.FINISHED
+
+
+def test_worker_survives_a_broken_queue_key(
+    rbroker: RedisBroker, redis_client: redis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    import threading
+
+    redis_client.set("myrq:queue:high", "not a list")
+    job = Queue("default", broker=rbroker).enqueue(jobs.add, 1, 2)
+    w = Worker(["high", "default"], broker=rbroker, idle_wait=0.2)
+    t = threading.Thread(target=w.work)
+    with caplog.at_level("WARNING", logger="myrq.worker"):
+        t.start()
+        time.sleep(0.5)
+        assert t.is_alive() and job.get_status() is JobStatus.PENDING
+        redis_client.delete("myrq:queue:high")  # the operator repairs the key
+        _wait_for(lambda: job.get_status() is JobStatus.FINISHED, 10, "the job to run")
+        w.request_stop()
+        t.join(timeout=10)
+    assert "WRONGTYPE" in caplog.text
+
+
 def test_idle_worker_notices_a_foreign_push_within_the_poll_interval(
     redis_server: RedisServer, redis_client: redis.Redis
 ) -> None:

@@ -14,7 +14,7 @@ out whole or not at all.
 Fields the broker itself reads or writes (all others it stores opaquely):
 
 ``status``      ``pending`` on enqueue, ``running`` on claim, set by the caller on finish
-``queue``       name of the queue the job was enqueued on (read when a lease expires)
+``queue``       name of the queue the job is on; set on claim, read when a lease expires
 ``attempts``    incremented by one each time the job is claimed
 ``started_at``  set on claim: seconds since the epoch, as decimal text
 ``worker``      set on claim: the claiming worker's name
@@ -155,8 +155,9 @@ class Broker(ABC):
         recording the claim is one atomic step, so a worker dying at any point
         leaves the job either queued or leased, never lost. A claim sets
         ``status=running``, ``started_at``, ``worker`` and a new ``lease``
-        token, increments ``attempts`` and records a lease that expires
-        ``lease`` seconds from now.
+        token, sets ``queue`` to the queue it came from, increments
+        ``attempts``, removes any expiry from the record, and records a lease
+        that expires ``lease`` seconds from now.
 
         Ids whose record is missing or whose status is not claimable are
         taken off the queue (nothing is written for them) and returned

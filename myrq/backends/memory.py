@@ -116,8 +116,10 @@ class MemoryBroker(Broker):
                         F_STARTED_AT: repr(now).encode(),
                         F_WORKER: worker.encode(),
                         F_LEASE: token.encode(),
+                        F_QUEUE: name.encode(),
                     }
                 )
+                self._expires.pop(job_id, None)
                 self._leases[job_id] = now + lease
                 out.append(Delivery(job_id, name, token, dict(rec)))
             if len(out) >= count:

@@ -143,6 +143,18 @@ class BrokerContract:
         assert broker.queue_length("q") == 0
         assert broker.leased_ids() == ["a"]
 
+    def test_claim_records_the_queue_the_id_came_from(self, broker: Broker) -> None:
+        fields = _fields()
+        del fields["queue"]  # a foreign client may not write it
+        broker.enqueue("other", "a", fields)
+        [d] = broker.dequeue(["other"], W, 0.1)
+        assert d.fields is not None and d.fields["queue"] == b"other"
+        time.sleep(0.3)
+        assert [(r.queue, r.outcome) for r in broker.reap(max_attempts=0)] == [
+            ("other", "requeued")
+        ]
+        assert broker.queued_ids("other") == ["a"]
+
     def test_dequeue_returns_nothing_at_once_when_empty(self, broker: Broker) -> None:
         started = time.monotonic()
         assert broker.dequeue(["q", "other"], W, 30) == []

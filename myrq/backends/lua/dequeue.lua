@@ -19,7 +19,8 @@ for i = 1, nqueues do
       break
     end
     local jkey = prefix .. 'job:' .. id
-    if redis.call('EXISTS', jkey) == 0 then
+    if redis.call('TYPE', jkey)['ok'] ~= 'hash' then
+      -- No record (or not a hash, which no myrq client writes): report, touch nothing.
       out[#out + 1] = {id, qname, false, false}
     else
       local status = redis.call('HGET', jkey, 'status')
@@ -28,8 +29,11 @@ for i = 1, nqueues do
       else
         local attempts = redis.call('HINCRBY', jkey, 'attempts', 1)
         local token = worker .. ':' .. attempts .. ':' .. now_ms
+        -- 'queue' records where the id came from (foreign clients may not set it);
+        -- PERSIST undoes an expiry a foreign client put on a queued record.
         redis.call('HSET', jkey, 'status', 'running', 'started_at', started,
-                   'worker', worker, 'lease', token)
+                   'worker', worker, 'lease', token, 'queue', qname)
+        redis.call('PERSIST', jkey)
         redis.call('ZADD', KEYS[1], now_ms + lease_ms, id)
         out[#out + 1] = {id, qname, token, redis.call('HGETALL', jkey)}
       end
