@@ -28,11 +28,9 @@ from myrq.backends.base import F_ENDED_AT, F_ERROR, F_STATUS
 from myrq.exceptions import (
     BrokerConnectionError,
     BrokerError,
-    DeserializationError,
     FunctionLookupError,
     InvalidJobError,
     JobTimeout,
-    SerializationError,
 )
 from myrq.functions import resolve_function
 from myrq.ids import validate_queue_name
@@ -270,7 +268,7 @@ class Worker:
         started = time.monotonic()
         try:
             func_name, args, kwargs = decode_payload(self.serializer, fields.get("func", b""))
-        except DeserializationError as exc:
+        except Exception as exc:  # DeserializationError, or a custom serializer's own error
             label = "<undecodable>"
             logger.info("%s: %s (%s) started", delivery.queue, label, delivery.job_id)
             return _failure("InvalidPayload", f"payload could not be decoded: {exc}"), label, 0.0
@@ -310,7 +308,7 @@ class Worker:
         elapsed = time.monotonic() - started
         try:
             encoded = self.serializer.dumps(result)
-        except SerializationError as exc:
+        except Exception as exc:  # SerializationError, or a custom serializer's own error
             return (
                 _failure(
                     "ResultSerializationError",

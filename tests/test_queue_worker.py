@@ -11,7 +11,7 @@ import pytest
 
 from myrq import Job, JobExistsError, JobStatus, NoSuchJobError, Queue, Worker
 from myrq.backends import Broker
-from myrq.serializers import PickleSerializer
+from myrq.serializers import JSONSerializer, PickleSerializer
 from tests import jobs
 
 
@@ -332,3 +332,31 @@ def test_queue_without_broker_uses_the_configured_one() -> None:
     job = q.enqueue(jobs.add, 2, 2)
     Worker(["x"]).work(burst=True)
     assert Job.fetch(job.id).result == 4
+
+
+class _FussySerializer(JSONSerializer):
+    """A user serializer with its own bugs: raises plain exceptions, not myrq's."""
+
+    def dumps(self, value: object) -> bytes:
+        if value == "unstorable":
+            raise RuntimeError("fussy cannot store that")
+        return super().dumps(value)
+
+    def loads(self, data: bytes) -> object:
+        if b"undecodable" in data:
+            raise KeyError("fussy cannot read that")
+        return super().loads(data)
+
+
+def test_custom_serializer_errors_fail_the_job_not_the_worker(broker: Broker) -> None:
+    q = Queue("default", broker=broker)
+    bad_result = q.enqueue(jobs.nap, 0, "unstorable")
+    bad_payload = q.enqueue(jobs.nap, 0, "undecodable")
+    good = q.enqueue(jobs.add, 1, 1)
+    w = run(broker, serializer=_FussySerializer())
+    assert w.stats.failed == 2 and w.stats.finished == 1
+    assert bad_result.get_status() is JobStatus.FAILED
+    assert "fussy cannot store that" in bad_result.error.message  # type: ignore[union-attr]
+    assert bad_payload.get_status() is JobStatus.FAILED
+    assert bad_payload.error.type == "InvalidPayload"  # type: ignore[union-attr]
+    assert good.get_status() is JobStatus.FINISHED
