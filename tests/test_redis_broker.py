@@ -285,3 +285,19 @@ def test_second_signal_puts_the_running_job_back(
     assert job.get_status() is JobStatus.PENDING
     assert job.attempts == 0  # an interrupted attempt is not counted
     assert Queue("default", broker=rbroker).job_ids == [job.id]
+
+
+def test_commands_used_per_job_exclude_hmset_and_expire_while_queued(
+    rbroker: RedisBroker, redis_client: redis.Redis, capsys: pytest.CaptureFixture[str]
+) -> None:
+    q = Queue("default", broker=rbroker)
+    Worker(["default"], broker=rbroker).work(burst=True)  # load the scripts first
+    redis_client.config_resetstat()
+    for i in range(10):
+        q.enqueue(jobs.add, i, i)
+    Worker(["default"], broker=rbroker).work(burst=True)
+    stats = redis_client.info("commandstats")
+    assert "cmdstat_hmset" not in stats  # deprecated; the original design used it
+    assert "cmdstat_expire" not in stats  # no expiry while queued (finish uses PEXPIRE)
+    assert stats["cmdstat_pexpire"]["calls"] == 10  # once per job, at finish
+    assert capsys.readouterr().out == ""  # the worker logs, it never prints
