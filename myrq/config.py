@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from myrq.backends import Broker, RedisBroker, broker_from_url
+from myrq.backends import Broker, broker_from_url, check_broker_spec
 from myrq.exceptions import ConfigurationError
 from myrq.serializers import Serializer, resolve_serializer
 
@@ -72,7 +72,7 @@ def configure(
     with _lock:
         if broker is not None:
             if isinstance(broker, str):
-                broker_from_url(broker)  # fail now on an unknown scheme or bad path
+                check_broker_spec(broker)  # fail now on an unknown scheme or bad path
             elif not isinstance(broker, Broker):
                 raise ConfigurationError(
                     f"broker must be a URL string or a Broker instance, not {broker!r}"
@@ -162,9 +162,7 @@ def get_broker(broker: str | Broker | None = None) -> Broker:
         cached = _broker_cache.get(key)
     if cached is not None:
         return cached
-    built = broker_from_url(url)
-    if isinstance(built, RedisBroker) and current.key_prefix != built.prefix:
-        built = RedisBroker(built.client, url=url, key_prefix=current.key_prefix)
+    built = broker_from_url(url, key_prefix=current.key_prefix)
     with _lock:
         return _broker_cache.setdefault(key, built)
 

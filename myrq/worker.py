@@ -349,8 +349,7 @@ class Worker:
         else:
             ttl_setting = _num(delivery.fields.get("failure_ttl"))
             default = self.failure_ttl
-        ttl_value = int(ttl_setting) if ttl_setting is not None else default
-        ttl = None if ttl_value < 0 else float(ttl_value)
+        ttl = _ttl(int(ttl_setting) if ttl_setting is not None else default)
         written = self._retry(
             lambda: self.broker.finish(delivery.job_id, delivery.token or "", fields, ttl)
         )
@@ -422,7 +421,7 @@ class Worker:
 
     def _reap(self) -> None:
         try:
-            reaped = self.broker.reap(self.max_attempts)
+            reaped = self.broker.reap(self.max_attempts, failure_ttl=_ttl(self.failure_ttl))
         except BrokerError as exc:
             logger.warning("worker %s: could not check for expired leases: %s", self.name, exc)
             return
@@ -488,18 +487,27 @@ class Worker:
 
 @contextmanager
 def _alarm(seconds: float) -> Iterator[None]:
-    """Raise JobTimeout in the main thread after ``seconds``; always cleared on exit."""
+    """Raise JobTimeout in the main thread after ``seconds``; always cleared on exit.
+
+    An interval timer that was already running (pytest-timeout's, say) is
+    suspended meanwhile and re-armed afterwards with the time it had left
+    (at least 1 ms, so one that fell due during the job fires right after it).
+    """
 
     def on_alarm(signum: int, frame: FrameType | None) -> None:
         raise JobTimeout(f"job exceeded its timeout of {seconds:g}s")
 
     previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    outer_delay, outer_interval = signal.setitimer(signal.ITIMER_REAL, seconds)
+    started = time.monotonic()
     try:
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        if outer_delay > 0:
+            left = max(outer_delay - (time.monotonic() - started), 0.001)
+            signal.setitimer(signal.ITIMER_REAL, left, outer_interval)
 
 
 def _failure(kind: str, message: str) -> _Outcome:
@@ -518,3 +526,8 @@ def _error_from_current(message: str) -> JobError:
         )
     )
     return JobError(kind, message, traceback.format_exc())
+
+
+def _ttl(seconds: int) -> float | None:
+    """A ``*_ttl`` setting as the broker takes it: ``-1`` (forever) becomes None."""
+    return None if seconds < 0 else float(seconds)

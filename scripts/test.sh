@@ -13,5 +13,5 @@ if ! command -v redis-server >/dev/null 2>&1; then
   fi
 fi
 echo "== ruff"; .venv/bin/ruff check .
-echo "== mypy --strict myrq"; .venv/bin/mypy myrq
+echo "== mypy --strict myrq examples"; .venv/bin/mypy myrq examples
 echo "== pytest"; exec .venv/bin/python -m pytest "$@"

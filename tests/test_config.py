@@ -10,6 +10,7 @@ from myrq import ConfigurationError, Queue, configure
 from myrq.backends import MemoryBroker, RedisBroker
 from myrq.config import get_broker, get_serializer, settings
 from myrq.serializers import JSONSerializer, PickleSerializer
+from tests.plugins import CountingBroker
 
 
 @pytest.fixture
@@ -103,3 +104,21 @@ def test_unknown_key_in_pyproject_is_an_error(
 def test_empty_key_prefix_is_refused() -> None:
     with pytest.raises(ConfigurationError, match="key_prefix"):
         configure(key_prefix="")
+
+
+def test_configure_checks_a_dotted_path_without_building_the_broker() -> None:
+    CountingBroker.made = 0
+    configure(broker="tests.plugins:CountingBroker")
+    assert CountingBroker.made == 0
+    assert type(get_broker()) is CountingBroker and CountingBroker.made == 1
+    with pytest.raises(ConfigurationError, match="not a myrq.backends.Broker subclass"):
+        configure(broker="tests.plugins:not_a_broker")
+
+
+def test_key_prefix_never_replaces_a_configured_broker_class(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MYRQ_KEY_PREFIX", "other:")
+    configure(broker="tests.plugins:CountingBroker")
+    assert type(get_broker()) is CountingBroker
+    assert get_broker("redis://h:1/0").prefix == "other:"  # type: ignore[attr-defined]

@@ -124,8 +124,35 @@ def test_timeout_stops_the_job_and_clears_the_alarm(broker: Broker) -> None:
     assert slow.error is not None and "timeout of 0.3s" in slow.error.message
     # The next job outlives the first one's timeout: the alarm was cleared.
     assert after.get_status() is JobStatus.FINISHED and after.result == "done"
-    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
     assert w.stats.timed_out == 1
+
+
+def test_an_outer_interval_timer_is_restored_after_each_job(broker: Broker) -> None:
+    fired: list[int] = []
+    handler = lambda signum, frame: fired.append(signum)  # noqa: E731
+    previous = signal.signal(signal.SIGALRM, handler)
+    signal.setitimer(signal.ITIMER_REAL, 100)  # as pytest-timeout does
+    try:
+        Queue("default", broker=broker).enqueue(jobs.nap, 0.2, job_timeout=10)
+        run(broker)
+        left, _ = signal.getitimer(signal.ITIMER_REAL)
+        assert 95 < left < 100
+        assert signal.getsignal(signal.SIGALRM) is handler
+        assert fired == []
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_no_alarm_is_left_behind(broker: Broker) -> None:
+    previous = signal.setitimer(signal.ITIMER_REAL, 0)  # suspend pytest-timeout's, if any
+    try:
+        Queue("default", broker=broker).enqueue(jobs.nap, 0.1, job_timeout=0.5)
+        run(broker)
+        assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+    finally:
+        if previous[0] > 0:
+            signal.setitimer(signal.ITIMER_REAL, *previous)
 
 
 def test_a_job_cannot_swallow_its_timeout(broker: Broker) -> None:

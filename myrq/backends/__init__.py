@@ -37,8 +37,8 @@ def _memory(url: str) -> Broker:
         return _memory_brokers[url]
 
 
-def _redis(url: str) -> Broker:
-    return RedisBroker.from_url(url)
+def _redis(url: str, key_prefix: str | None = None) -> Broker:
+    return RedisBroker.from_url(url, **({"key_prefix": key_prefix} if key_prefix else {}))
 
 
 _SCHEMES: dict[str, BrokerFactory] = {
@@ -54,13 +54,27 @@ def register_scheme(scheme: str, factory: BrokerFactory) -> None:
     _SCHEMES[scheme.lower()] = factory
 
 
-def broker_from_url(spec: str) -> Broker:
+def check_broker_spec(spec: str) -> None:
+    """Raise ConfigurationError if ``spec`` names no broker, without building one."""
+    spec = spec.strip()
+    if "://" in spec:
+        if spec.partition("://")[0].lower() not in _SCHEMES:
+            broker_from_url(spec)  # raises the full error
+    elif ":" in spec or "." in spec:
+        obj = import_object(spec, what="broker")
+        if not (isinstance(obj, type) and issubclass(obj, Broker)):
+            broker_from_url(spec)  # raises the full error
+    else:
+        broker_from_url(spec)
+
+
+def broker_from_url(spec: str, *, key_prefix: str | None = None) -> Broker:
     """Build a broker from a URL or a dotted class path.
 
     ``redis://``, ``rediss://``, ``unix://`` give a :class:`RedisBroker`;
     ``memory://`` (or ``memory://name``) a shared :class:`MemoryBroker`;
     ``package.module:ClassName`` instantiates that Broker subclass with no
-    arguments.
+    arguments. ``key_prefix`` applies to Redis URLs.
 
     Raises:
         ConfigurationError: unknown scheme, bad URL or unusable class.
@@ -75,6 +89,8 @@ def broker_from_url(spec: str) -> Broker:
                 f"{', '.join(s + '://' for s in sorted(_SCHEMES))}, or a Broker subclass as "
                 "'package.module:ClassName'"
             )
+        if factory is _redis:
+            return _redis(spec, key_prefix)
         return factory(spec)
     if ":" in spec or "." in spec:
         obj = import_object(spec, what="broker")

@@ -19,7 +19,7 @@ Fields the broker itself reads or writes (all others it stores opaquely):
 ``started_at``  set on claim: seconds since the epoch, as decimal text
 ``worker``      set on claim: the claiming worker's name
 ``lease``       the fencing token of the current claim; removed on finish/release
-``failure_ttl`` read when a reap fails an abandoned job: seconds to keep it (absent: forever)
+``failure_ttl`` read when a reap fails an abandoned job: seconds to keep it (-1 forever, 0 none)
 ``ended_at``    set when a reap fails an abandoned job
 """
 
@@ -203,13 +203,17 @@ class Broker(ABC):
         """
 
     @abstractmethod
-    def reap(self, max_attempts: int, limit: int = 100) -> list[Reaped]:
+    def reap(
+        self, max_attempts: int, failure_ttl: float | None = None, limit: int = 100
+    ) -> list[Reaped]:
         """Deal with up to ``limit`` leases that have expired. Atomic per job.
 
         A job whose lease expired (its worker died or hung) goes back to the
         end of its queue as ``pending``; if it has already been claimed
         ``max_attempts`` times (``0``: no limit) it is instead marked
-        ``failed`` with an ``error`` saying it was abandoned.
+        ``failed`` with an ``error`` saying it was abandoned, and kept for the
+        record's ``failure_ttl`` field (``-1`` forever, ``0`` deleted at once),
+        or for ``failure_ttl`` seconds if the record has none (``None``: forever).
         """
 
     # -- inspecting --------------------------------------------------------

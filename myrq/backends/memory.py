@@ -178,7 +178,9 @@ class MemoryBroker(Broker):
             q.append(job_id)
         self._lock.notify_all()
 
-    def reap(self, max_attempts: int, limit: int = 100) -> list[Reaped]:
+    def reap(
+        self, max_attempts: int, failure_ttl: float | None = None, limit: int = 100
+    ) -> list[Reaped]:
         with self._lock:
             now = time.time()
             expired = sorted(
@@ -203,7 +205,11 @@ class MemoryBroker(Broker):
                     )
                     rec.pop(F_LEASE, None)
                     ttl = _float(rec.get(F_FAILURE_TTL))
-                    if ttl is not None and ttl > 0:
+                    if ttl is None:
+                        ttl = -1 if failure_ttl is None else failure_ttl
+                    if ttl == 0:
+                        del self._records[job_id]
+                    elif ttl > 0:
                         self._expires[job_id] = now + ttl
                     out.append(Reaped(job_id, queue, "failed", attempts))
                 else:

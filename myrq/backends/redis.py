@@ -16,6 +16,8 @@ from Redis's own clock (``TIME``), so workers' clock skew does not matter.
 from __future__ import annotations
 
 import importlib.resources
+import secrets
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -115,6 +117,7 @@ class RedisBroker(Broker):
         self._finish = _load_script(client, "finish.lua")
         self._release = _load_script(client, "release.lua")
         self._reap = _load_script(client, "reap.lua")
+        self._delete = _load_script(client, "delete.lua")
 
     @classmethod
     def from_url(cls, url: str, *, key_prefix: str = "myrq:", **kwargs: Any) -> RedisBroker:
@@ -195,18 +198,21 @@ class RedisBroker(Broker):
         keys = [self._leases_key]
         for q in queues:
             keys += (self.queue_key(q), self.notify_key(q))
-        args: list[Any] = [self.prefix, worker, max(1, int(lease * 1000)), count, *queues]
+        # A fresh random nonce per call makes every lease token unique, even for
+        # the same worker re-claiming a released job within one millisecond.
+        nonce = secrets.token_hex(8)
+        args: list[Any] = [self.prefix, worker, max(1, int(lease * 1000)), count, nonce, *queues]
         notify_keys = [self.notify_key(q) for q in queues]
         with self._translate():
             out = self._parse_deliveries(self._dequeue(keys=keys, args=args))
+            deadline = time.monotonic() + timeout
             remaining = timeout
             while not out and remaining > 0:
-                wait = min(remaining, self.poll_interval)
                 # Block until an enqueue pushes a wake-up token (or the wait ends),
                 # then claim. The token only wakes us; the claim is what is atomic.
-                self.client.blpop(notify_keys, timeout=wait)
-                remaining -= wait
+                self.client.blpop(notify_keys, timeout=min(remaining, self.poll_interval))
                 out = self._parse_deliveries(self._dequeue(keys=keys, args=args))
+                remaining = deadline - time.monotonic()
         return out
 
     @staticmethod
@@ -249,8 +255,13 @@ class RedisBroker(Broker):
             ]
             return bool(self._release(keys=keys, args=[job_id, token, NOTIFY_CAP]))
 
-    def reap(self, max_attempts: int, limit: int = 100) -> list[Reaped]:
-        args: list[Any] = [self.prefix, limit, max_attempts, NOTIFY_CAP, ABANDONED_ERROR_TEMPLATE]
+    def reap(
+        self, max_attempts: int, failure_ttl: float | None = None, limit: int = 100
+    ) -> list[Reaped]:
+        default_ttl_ms = -1 if failure_ttl is None or failure_ttl < 0 else int(failure_ttl * 1000)
+        args: list[Any] = [
+            self.prefix, limit, max_attempts, NOTIFY_CAP, ABANDONED_ERROR_TEMPLATE, default_ttl_ms
+        ]  # fmt: skip
         with self._translate():
             raw = self._reap(keys=[self._leases_key], args=args)
         return [
@@ -266,15 +277,9 @@ class RedisBroker(Broker):
         return {_s(k): _b(v) for k, v in raw.items()} or None
 
     def delete(self, job_id: str) -> bool:
-        key = self.job_key(job_id)
+        keys = [self.job_key(job_id), self._leases_key, self._queues_key]
         with self._translate():
-            queue = self.client.hget(key, F_QUEUE)
-            pipe = self.client.pipeline(transaction=True)
-            pipe.delete(key)
-            pipe.zrem(self._leases_key, job_id)
-            if queue:
-                pipe.lrem(self.queue_key(_s(queue)), 0, job_id)
-            return bool(pipe.execute()[0])
+            return bool(self._delete(keys=keys, args=[self.prefix, job_id]))
 
     def queue_length(self, queue: str) -> int:
         with self._translate():

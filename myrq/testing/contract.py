@@ -11,6 +11,12 @@ Use it from pytest::
             yield b
             b.close()
 
+Two tests need to corrupt storage in ways the contract offers no method for
+(a queue entry whose record is gone; an id pushed twice). For brokers other
+than the memory and Redis ones, implement ``drop_record_only(job_id)`` and
+``push_id_only(queue, job_id)`` on the broker (test hooks only), or those
+tests are skipped.
+
 Times used here are short (leases of a few hundred ms) but each check allows
 generous slack, so the suite is not flaky on a loaded machine.
 """
@@ -110,6 +116,15 @@ class BrokerContract:
         rec = broker.get("a")
         assert rec == {**_fields(2), "status": b"pending"}  # no stale result/attempts
         assert broker.queued_ids("q") == ["a"]
+
+    def test_enqueue_again_clears_the_old_records_expiry(self, broker: Broker) -> None:
+        _put(broker, "a")
+        _, token = _claim(broker)
+        assert broker.finish("a", token, {"status": b"finished"}, 0.3)
+        broker.enqueue("q", "a", _fields(2))
+        time.sleep(0.6)
+        rec = broker.get("a")
+        assert rec is not None and rec["status"] == b"pending"
 
     def test_enqueue_many_stores_all_and_reports_refused_ids(self, broker: Broker) -> None:
         _put(broker, "taken")
@@ -331,6 +346,28 @@ class BrokerContract:
         assert "ended_at" in rec
         assert broker.queue_length("q") == 0 and broker.leased_ids() == []
 
+    @pytest.mark.parametrize(
+        ("record_ttl", "default_ttl", "kept_after"),
+        [(b"0", None, False), (b"-1", 0.2, True), (None, 0.2, False), (None, None, True)],
+    )
+    def test_reap_keeps_an_abandoned_job_for_its_failure_ttl(
+        self, broker: Broker, record_ttl: bytes | None, default_ttl: float | None,
+        kept_after: bool,
+    ) -> None:  # fmt: skip
+        fields = _fields()
+        if record_ttl is not None:
+            fields["failure_ttl"] = record_ttl
+        broker.enqueue("q", "a", fields)
+        _claim(broker, lease=0.1)
+        time.sleep(0.3)
+        [r] = broker.reap(max_attempts=1, failure_ttl=default_ttl)
+        assert r.outcome == "failed"
+        if record_ttl != b"0":
+            rec = broker.get("a")
+            assert rec is not None and rec["status"] == b"failed"
+        time.sleep(0.5)
+        assert (broker.get("a") is not None) is kept_after
+
     def test_reap_of_a_deleted_job_recreates_nothing(self, broker: Broker) -> None:
         _put(broker, "a")
         _claim(broker, lease=0.1)
@@ -352,6 +389,14 @@ class BrokerContract:
         assert broker.get("a") is None and broker.get("b") is None
         assert broker.queued_ids("q") == ["c"]
         assert broker.leased_ids() == []
+
+    def test_delete_removes_the_id_from_every_queue(self, broker: Broker) -> None:
+        _put(broker, "a", queue="one")
+        _put(broker, "b", queue="two")
+        _push_id_only(broker, "one", "a")
+        _push_id_only(broker, "two", "a")
+        assert broker.delete("a")
+        assert broker.queued_ids("one") == [] and broker.queued_ids("two") == ["b"]
 
     def test_job_ids_and_status_counts(self, broker: Broker) -> None:
         for i in range(3):

@@ -1,6 +1,7 @@
 -- Requeue (or fail, past max attempts) jobs whose lease has expired.
 -- KEYS: leases zset.
--- ARGV: key prefix, limit, max attempts (0: no limit), notify cap, error format (%d: attempts)
+-- ARGV: key prefix, limit, max attempts (0: no limit), notify cap, error format (%d: attempts),
+--       failure TTL ms for records without a failure_ttl field (-1: keep forever)
 -- Returns a list of {id, queue or nil, outcome, attempts}.
 -- The queue and notify keys are derived from the prefix and the job's 'queue'
 -- field; under Redis Cluster the prefix must carry a hash tag ({...}) so that
@@ -24,9 +25,15 @@ for _, id in ipairs(ids) do
       redis.call('HSET', jkey, 'status', 'failed', 'ended_at', now_s,
                  'error', string.format(ARGV[5], attempts))
       redis.call('HDEL', jkey, 'lease')
+      local ttl_ms = tonumber(ARGV[6])
       local ttl = tonumber(redis.call('HGET', jkey, 'failure_ttl') or '')
-      if ttl and ttl > 0 then
-        redis.call('PEXPIRE', jkey, math.floor(ttl * 1000))
+      if ttl then
+        ttl_ms = ttl < 0 and -1 or math.floor(ttl * 1000)
+      end
+      if ttl_ms == 0 then
+        redis.call('DEL', jkey)
+      elseif ttl_ms > 0 then
+        redis.call('PEXPIRE', jkey, ttl_ms)
       end
       out[#out + 1] = {id, queue, 'failed', attempts}
     else

@@ -1,0 +1,1 @@
+"""Worked examples for myrq (not part of the installed package)."""
