@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from myrq import config
 from myrq.backends import Broker
-from myrq.backends.base import F_ERROR, F_LEASE, F_STATUS
+from myrq.backends.base import (
+    F_ATTEMPTS,
+    F_ENDED_AT,
+    F_ERROR,
+    F_FAILURE_TTL,
+    F_LEASE,
+    F_QUEUE,
+    F_STARTED_AT,
+    F_STATUS,
+    F_WORKER,
+)
 from myrq.exceptions import DeserializationError, InvalidJobError, NoSuchJobError
 from myrq.ids import validate_job_id
 from myrq.serializers import Serializer
@@ -153,12 +163,12 @@ class Job:
             F_STATUS: JobStatus.PENDING.value.encode(),
             F_TIMEOUT: _fmt(timeout),
             F_CREATED_AT: _fmt(time.time()),
-            "queue": queue.encode(),
+            F_QUEUE: queue.encode(),
         }
         if result_ttl is not None:
             fields[F_RESULT_TTL] = str(result_ttl).encode()
         if failure_ttl is not None:
-            fields["failure_ttl"] = str(failure_ttl).encode()
+            fields[F_FAILURE_TTL] = str(failure_ttl).encode()
         if description is not None:
             fields[F_DESCRIPTION] = description.encode("utf-8")
         job = cls(job_id, fields, broker=broker, serializer=serializer)
@@ -260,7 +270,7 @@ class Job:
     @property
     def origin(self) -> str:
         """The queue the job was enqueued on."""
-        return self._fields.get("queue", b"default").decode("utf-8", "replace")
+        return self._fields.get(F_QUEUE, b"default").decode("utf-8", "replace")
 
     @property
     def timeout(self) -> float | None:
@@ -273,7 +283,7 @@ class Job:
 
     @property
     def failure_ttl(self) -> int | None:
-        value = _num(self._fields.get("failure_ttl"))
+        value = _num(self._fields.get(F_FAILURE_TTL))
         return None if value is None else int(value)
 
     @property
@@ -283,12 +293,12 @@ class Job:
 
     @property
     def attempts(self) -> int:
-        value = _num(self._fields.get("attempts"))
+        value = _num(self._fields.get(F_ATTEMPTS))
         return 0 if value is None else int(value)
 
     @property
     def worker_name(self) -> str | None:
-        raw = self._fields.get("worker")
+        raw = self._fields.get(F_WORKER)
         return None if raw is None else raw.decode("utf-8", "replace")
 
     @property
@@ -297,11 +307,11 @@ class Job:
 
     @property
     def started_at(self) -> datetime | None:
-        return _when(self._fields.get("started_at"))
+        return _when(self._fields.get(F_STARTED_AT))
 
     @property
     def ended_at(self) -> datetime | None:
-        return _when(self._fields.get("ended_at"))
+        return _when(self._fields.get(F_ENDED_AT))
 
     @property
     def lease_token(self) -> str | None:
@@ -326,6 +336,3 @@ def _fmt(value: float) -> bytes:
     if float(value).is_integer():
         return str(int(value)).encode()
     return repr(float(value)).encode()
-
-
-JobCallable = Callable[..., Any]

@@ -24,7 +24,7 @@ from typing import Any
 
 from myrq import config
 from myrq.backends import Broker, Delivery, RedisBroker
-from myrq.backends.base import F_ENDED_AT, F_ERROR, F_STATUS
+from myrq.backends.base import F_ENDED_AT, F_ERROR, F_FAILURE_TTL, F_STATUS
 from myrq.exceptions import (
     BrokerConnectionError,
     BrokerError,
@@ -34,7 +34,7 @@ from myrq.exceptions import (
 )
 from myrq.functions import resolve_function
 from myrq.ids import validate_queue_name
-from myrq.job import F_RESULT, F_TIMEOUT, JobError, _fmt, _num, decode_payload
+from myrq.job import F_FUNC, F_RESULT, F_RESULT_TTL, F_TIMEOUT, JobError, _fmt, _num, decode_payload
 from myrq.queue import Queue
 from myrq.serializers import Serializer
 from myrq.status import JobStatus
@@ -267,7 +267,7 @@ class Worker:
         fields = delivery.fields or {}
         started = time.monotonic()
         try:
-            func_name, args, kwargs = decode_payload(self.serializer, fields.get("func", b""))
+            func_name, args, kwargs = decode_payload(self.serializer, fields.get(F_FUNC, b""))
         except Exception as exc:  # DeserializationError, or a custom serializer's own error
             label = "<undecodable>"
             logger.info("%s: %s (%s) started", delivery.queue, label, delivery.job_id)
@@ -344,10 +344,10 @@ class Worker:
         if outcome.error is not None:
             fields[F_ERROR] = outcome.error.to_bytes()
         if outcome.status is JobStatus.FINISHED:
-            ttl_setting = _num(delivery.fields.get("result_ttl"))
+            ttl_setting = _num(delivery.fields.get(F_RESULT_TTL))
             default = self.result_ttl
         else:
-            ttl_setting = _num(delivery.fields.get("failure_ttl"))
+            ttl_setting = _num(delivery.fields.get(F_FAILURE_TTL))
             default = self.failure_ttl
         ttl = _ttl(int(ttl_setting) if ttl_setting is not None else default)
         written = self._retry(
