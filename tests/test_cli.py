@@ -87,7 +87,17 @@ def test_unreachable_broker_is_one_line() -> None:
     assert result.stderr.count("\n") == 1
 
 
-def test_demo_runs_and_checks_itself() -> None:
-    result = myrq("demo")
+@pytest.mark.parametrize("serializer", ["json", "pickle"])
+def test_demo_runs_and_checks_itself(serializer: str) -> None:
+    result = myrq("demo", "--serializer", serializer)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "all jobs ended as expected" in result.stdout
+
+
+def test_demo_against_a_real_redis_server(
+    redis_server: RedisServer, redis_client: redis.Redis
+) -> None:
+    result = myrq("demo", "--broker", redis_server.url)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "#1" in result.stdout and "all jobs ended as expected" in result.stdout
+    assert redis_client.dbsize() <= 2  # the demo deletes its jobs (queue set, notify left)
