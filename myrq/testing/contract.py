@@ -278,9 +278,9 @@ class BrokerContract:
     def test_finish_with_ttl_expires_the_record(self, broker: Broker) -> None:
         _put(broker, "a")
         _, token = _claim(broker)
-        assert broker.finish("a", token, {"status": b"finished"}, 0.3)
+        assert broker.finish("a", token, {"status": b"finished"}, 0.8)
         assert broker.get("a") is not None
-        time.sleep(0.6)
+        time.sleep(1.1)
         assert broker.get("a") is None
 
     def test_finish_with_ttl_zero_deletes_the_record(self, broker: Broker) -> None:
@@ -318,9 +318,9 @@ class BrokerContract:
 
     def test_expired_lease_is_requeued_by_reap(self, broker: Broker) -> None:
         _put(broker, "a")
-        _, token = _claim(broker, lease=0.2)
+        _, token = _claim(broker, lease=0.8)
         assert broker.reap(max_attempts=0) == []  # not yet expired
-        time.sleep(0.5)
+        time.sleep(1.1)
         [r] = broker.reap(max_attempts=0)
         assert (r.job_id, r.queue, r.outcome, r.attempts) == ("a", "q", "requeued", 1)
         rec = broker.get("a")
@@ -348,7 +348,7 @@ class BrokerContract:
 
     @pytest.mark.parametrize(
         ("record_ttl", "default_ttl", "kept_after"),
-        [(b"0", None, False), (b"-1", 0.2, True), (None, 0.2, False), (None, None, True)],
+        [(b"0", None, False), (b"-1", 0.8, True), (None, 0.8, False), (None, None, True)],
     )
     def test_reap_keeps_an_abandoned_job_for_its_failure_ttl(
         self, broker: Broker, record_ttl: bytes | None, default_ttl: float | None,
@@ -365,7 +365,7 @@ class BrokerContract:
         if record_ttl != b"0":
             rec = broker.get("a")
             assert rec is not None and rec["status"] == b"failed"
-        time.sleep(0.5)
+        time.sleep(1.1)
         assert (broker.get("a") is not None) is kept_after
 
     def test_reap_of_a_deleted_job_recreates_nothing(self, broker: Broker) -> None:
