@@ -226,7 +226,10 @@ class SQLiteBroker(Broker):
                     _update(db, job_id, failed)
                     raw_ttl = rec.get(F_FAILURE_TTL)  # the job's own setting wins
                     default = -1.0 if failure_ttl is None else failure_ttl
-                    ttl = _number(raw_ttl) if raw_ttl else default
+                    try:  # absent or not a number: the default, as in the other brokers
+                        ttl = float(raw_ttl) if raw_ttl else default
+                    except ValueError:
+                        ttl = default
                     if ttl == 0:
                         db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
                     elif ttl > 0:

@@ -36,6 +36,9 @@ F_RESULT = "result"
 F_RESULT_TTL = "result_ttl"
 F_DESCRIPTION = "description"
 
+#: Longest job timeout accepted at enqueue time (one year), in seconds.
+MAX_TIMEOUT = 366 * 24 * 3600
+
 
 @dataclass(frozen=True)
 class JobError:
@@ -150,8 +153,15 @@ class Job:
     ) -> Job:
         """Build an unsaved job (encoding its payload now, so bad arguments fail here)."""
         validate_job_id(job_id)
-        if not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0:
-            raise InvalidJobError(f"timeout must be a positive number of seconds, not {timeout!r}")
+        if (
+            not isinstance(timeout, int | float)
+            or isinstance(timeout, bool)
+            or not 0 < timeout <= MAX_TIMEOUT
+        ):
+            raise InvalidJobError(
+                f"timeout must be a positive number of seconds up to {MAX_TIMEOUT:g} "
+                f"(one year), not {timeout!r}"
+            )
         for label, ttl in (("result_ttl", result_ttl), ("failure_ttl", failure_ttl)):
             if ttl is not None and (not isinstance(ttl, int) or isinstance(ttl, bool) or ttl < -1):
                 raise InvalidJobError(

@@ -8,6 +8,7 @@ dead workers left behind, so their jobs run again.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import random
 import signal
@@ -40,6 +41,10 @@ from myrq.serializers import Serializer
 from myrq.status import JobStatus
 
 logger = logging.getLogger("myrq.worker")
+
+#: Longest timeout or TTL passed on (ten years); longer values from foreign
+#: records are clamped rather than overflowing a timer or an EXPIRE.
+_MAX_SECONDS = 10 * 365 * 24 * 3600.0
 
 
 class _ShutdownNow(BaseException):
@@ -349,7 +354,7 @@ class Worker:
         else:
             ttl_setting = _num(delivery.fields.get(F_FAILURE_TTL))
             default = self.failure_ttl
-        ttl = _ttl(int(ttl_setting) if ttl_setting is not None else default)
+        ttl = _ttl(ttl_setting if ttl_setting is not None else default)
         written = self._retry(
             lambda: self.broker.finish(delivery.job_id, delivery.token or "", fields, ttl)
         )
@@ -498,12 +503,18 @@ def _alarm(seconds: float) -> Iterator[None]:
         raise JobTimeout(f"job exceeded its timeout of {seconds:g}s")
 
     previous = signal.signal(signal.SIGALRM, on_alarm)
-    outer_delay, outer_interval = signal.setitimer(signal.ITIMER_REAL, seconds)
+    outer_delay, outer_interval = 0.0, 0.0
     started = time.monotonic()
     try:
-        yield
+        outer_delay, outer_interval = signal.setitimer(
+            signal.ITIMER_REAL, min(seconds, _MAX_SECONDS)
+        )
+        try:
+            yield
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
+        # Runs even if the alarm fired inside the inner finally (it fires only once).
         signal.signal(signal.SIGALRM, previous)
         if outer_delay > 0:
             left = max(outer_delay - (time.monotonic() - started), 0.001)
@@ -528,6 +539,8 @@ def _error_from_current(message: str) -> JobError:
     return JobError(kind, message, traceback.format_exc())
 
 
-def _ttl(seconds: int) -> float | None:
-    """A ``*_ttl`` setting as the broker takes it: ``-1`` (forever) becomes None."""
-    return None if seconds < 0 else float(seconds)
+def _ttl(seconds: float) -> float | None:
+    """A ``*_ttl`` setting as the broker takes it: negative (forever) or not finite is None."""
+    if seconds < 0 or not math.isfinite(seconds):
+        return None
+    return min(float(seconds), _MAX_SECONDS)

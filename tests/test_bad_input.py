@@ -98,7 +98,7 @@ def test_invalid_queue_name_is_refused(name: str) -> None:
         Queue(name, broker=MemoryBroker())
 
 
-@pytest.mark.parametrize("timeout", [0, -1, "10", True])
+@pytest.mark.parametrize("timeout", [0, -1, "10", True, 1e10, float("inf"), float("nan")])
 def test_invalid_timeout_is_refused(timeout: object) -> None:
     with pytest.raises(InvalidJobError, match="timeout must be a positive number"):
         Queue("default", broker=MemoryBroker()).enqueue_call(jobs.add, (1, 2), timeout=timeout)  # type: ignore[arg-type]
@@ -156,3 +156,8 @@ def test_redis_client_decoding_responses_is_refused() -> None:
 
     with pytest.raises(ConfigurationError, match="decode_responses"):
         RedisBroker(fakeredis.FakeRedis(decode_responses=True))
+
+
+def test_malformed_redis_url_fails_at_configure_time() -> None:
+    with pytest.raises(ConfigurationError, match=r"invalid Redis URL.*notaport"):
+        configure(broker="redis://host:notaport/0")

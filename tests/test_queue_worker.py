@@ -387,3 +387,21 @@ def test_custom_serializer_errors_fail_the_job_not_the_worker(broker: Broker) ->
     assert bad_payload.get_status() is JobStatus.FAILED
     assert bad_payload.error.type == "InvalidPayload"  # type: ignore[union-attr]
     assert good.get_status() is JobStatus.FINISHED
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("timeout", b"1e300"), ("timeout", b"inf"), ("result_ttl", b"1e300"),
+     ("result_ttl", b"inf"), ("result_ttl", b"nan")],
+)  # fmt: skip
+def test_extreme_numbers_in_a_foreign_record_are_clamped(
+    broker: Broker, field: str, value: bytes
+) -> None:
+    fields = {"func": b'{"func_name":"tests.jobs.add","args":[1,2],"kwargs":{}}',
+              "status": b"pending", "queue": b"default", field: value}  # fmt: skip
+    broker.enqueue("default", "extreme", fields)
+    handler = signal.getsignal(signal.SIGALRM)
+    w = run(broker)
+    assert w.stats.finished == 1
+    assert Job.fetch("extreme", broker=broker).result == 3
+    assert signal.getsignal(signal.SIGALRM) is handler

@@ -301,3 +301,19 @@ def test_commands_used_per_job_exclude_hmset_and_expire_while_queued(
     assert "cmdstat_expire" not in stats  # no expiry while queued (finish uses PEXPIRE)
     assert stats["cmdstat_pexpire"]["calls"] == 10  # once per job, at finish
     assert capsys.readouterr().out == ""  # the worker logs, it never prints
+
+
+def test_delete_skips_broken_queue_keys_and_finds_unregistered_queues(
+    rbroker: RedisBroker, redis_client: redis.Redis
+) -> None:
+    job = Queue("default", broker=rbroker).enqueue(jobs.add, 1, 2)
+    redis_client.sadd("myrq:queues", "broken")
+    redis_client.set("myrq:queue:broken", "not a list")
+    # A foreign client pushed the id to a queue it never registered in myrq:queues.
+    redis_client.hset(f"myrq:job:{job.id}", "queue", "foreign")
+    redis_client.rpush("myrq:queue:foreign", job.id)
+    assert rbroker.delete(job.id)
+    assert not redis_client.exists(f"myrq:job:{job.id}")
+    assert redis_client.lrange("myrq:queue:default", 0, -1) == []
+    assert redis_client.lrange("myrq:queue:foreign", 0, -1) == []
+    assert redis_client.get("myrq:queue:broken") == b"not a list"

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from myrq._imports import import_object
 from myrq.backends.base import Broker, Delivery, EnqueueRequest, Reaped
 from myrq.backends.memory import MemoryBroker
-from myrq.backends.redis import RedisBroker, redact_url
+from myrq.backends.redis import RedisBroker, check_redis_url, redact_url
 from myrq.exceptions import ConfigurationError
 
 __all__ = [
@@ -58,8 +58,11 @@ def check_broker_spec(spec: str) -> None:
     """Raise ConfigurationError if ``spec`` names no broker, without building one."""
     spec = spec.strip()
     if "://" in spec:
-        if spec.partition("://")[0].lower() not in _SCHEMES:
+        factory = _SCHEMES.get(spec.partition("://")[0].lower())
+        if factory is None:
             broker_from_url(spec)  # raises the full error
+        elif factory is _redis:
+            check_redis_url(spec)
     elif ":" in spec or "." in spec:
         obj = import_object(spec, what="broker")
         if not (isinstance(obj, type) and issubclass(obj, Broker)):

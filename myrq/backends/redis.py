@@ -25,6 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import redis
 from redis.commands.core import Script
+from redis.connection import parse_url
 
 from myrq.backends.base import (
     ABANDONED_ERROR_TEMPLATE,
@@ -210,7 +211,10 @@ class RedisBroker(Broker):
             while not out and remaining > 0:
                 # Block until an enqueue pushes a wake-up token (or the wait ends),
                 # then claim. The token only wakes us; the claim is what is atomic.
-                self.client.blpop(notify_keys, timeout=min(remaining, self.poll_interval))
+                # At least 10 ms: Redis before 7.0.8 read a sub-millisecond timeout as 0,
+                # which means "block forever".
+                wait = max(min(remaining, self.poll_interval), 0.01)
+                self.client.blpop(notify_keys, timeout=wait)
                 out = self._parse_deliveries(self._dequeue(keys=keys, args=args))
                 remaining = deadline - time.monotonic()
         return out
@@ -335,13 +339,22 @@ class RedisBroker(Broker):
         self.client.close()
 
 
-def _client_from_url(url: str) -> redis.Redis:
+def check_redis_url(url: str) -> None:
+    """Raise ConfigurationError if ``url`` is not a usable Redis URL (connects to nothing)."""
     scheme = url.partition("://")[0].lower()
     if scheme not in ("redis", "rediss", "unix"):
         raise ConfigurationError(
             f"RedisBroker cannot use URL {redact_url(url)!r}: the scheme must be redis://, "
             "rediss:// (TLS) or unix://"
         )
+    try:
+        parse_url(url)  # type: ignore[no-untyped-call]
+    except ValueError as exc:
+        raise ConfigurationError(f"invalid Redis URL {redact_url(url)!r}: {exc}") from exc
+
+
+def _client_from_url(url: str) -> redis.Redis:
+    check_redis_url(url)
     try:
         return redis.Redis.from_url(url, decode_responses=False)
     except ValueError as exc:

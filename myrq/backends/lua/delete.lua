@@ -2,8 +2,19 @@
 -- KEYS: job hash, leases zset, queues set.  ARGV: key prefix, job id.
 -- Returns 1 if the record existed.
 -- Queue keys are derived from the prefix (see reap.lua on Redis Cluster).
-for _, name in ipairs(redis.call('SMEMBERS', KEYS[3])) do
-  redis.call('LREM', ARGV[1] .. 'queue:' .. name, 0, ARGV[2])
+-- Every queue in the queues set is searched, plus the record's own 'queue'
+-- (a foreign client may not have registered it); keys that are not lists are
+-- skipped, so the step never stops half done.
+local names = redis.call('SMEMBERS', KEYS[3])
+if redis.call('TYPE', KEYS[1])['ok'] == 'hash' then
+  local own = redis.call('HGET', KEYS[1], 'queue')
+  if own then names[#names + 1] = own end
+end
+for _, name in ipairs(names) do
+  local qkey = ARGV[1] .. 'queue:' .. name
+  if redis.call('TYPE', qkey)['ok'] == 'list' then
+    redis.call('LREM', qkey, 0, ARGV[2])
+  end
 end
 redis.call('ZREM', KEYS[2], ARGV[2])
 return redis.call('DEL', KEYS[1])
