@@ -111,12 +111,15 @@ def _lookup(name: str) -> Callable[..., Any]:
         try:
             obj: Any = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
-            if exc.name is not None and module_name.startswith(exc.name):
+            missing = exc.name or ""
+            if module_name == missing or module_name.startswith(missing + "."):
                 continue  # this prefix is not a module; try a shorter one
             raise FunctionLookupError(
                 f"cannot import {name!r}: importing module {module_name!r} failed: {exc}"
             ) from exc
-        except Exception as exc:
+        except (Exception, SystemExit, KeyboardInterrupt) as exc:
+            # A module that calls sys.exit() at import fails the job, not the worker.
+            # (JobTimeout and the worker's own shutdown signal pass through.)
             raise FunctionLookupError(
                 f"cannot import {name!r}: importing module {module_name!r} raised "
                 f"{type(exc).__name__}: {exc}"

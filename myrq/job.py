@@ -162,6 +162,14 @@ class Job:
                 f"timeout must be a positive number of seconds up to {MAX_TIMEOUT:g} "
                 f"(one year), not {timeout!r}"
             )
+        if description is not None and not isinstance(description, str):
+            raise InvalidJobError(f"description must be a str, not {type(description).__name__}")
+        bad_keys = [k for k in kwargs if not isinstance(k, str)]
+        if bad_keys:
+            raise InvalidJobError(
+                f"keyword argument names must be strings, not {bad_keys[0]!r} "
+                f"({type(bad_keys[0]).__name__})"
+            )
         for label, ttl in (("result_ttl", result_ttl), ("failure_ttl", failure_ttl)):
             if ttl is not None and (not isinstance(ttl, int) or isinstance(ttl, bool) or ttl < -1):
                 raise InvalidJobError(

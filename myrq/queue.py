@@ -111,7 +111,10 @@ class Queue:
                 option is invalid.
             SerializationError: an argument cannot be encoded.
             JobExistsError: a pending or running job already has ``job_id``.
-            BrokerConnectionError: the broker is unreachable; nothing was stored.
+            BrokerConnectionError: the broker could not be reached or its reply was
+                lost: the job was either not stored or stored whole, never half.
+                Check with ``Job.fetch`` (or enqueue with a ``job_id``, which a
+                retry cannot duplicate) before trying again.
         """
         job = self.prepare(
             func,

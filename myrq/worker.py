@@ -29,6 +29,7 @@ from myrq.backends.base import F_ENDED_AT, F_ERROR, F_FAILURE_TTL, F_STATUS
 from myrq.exceptions import (
     BrokerConnectionError,
     BrokerError,
+    ConfigurationError,
     FunctionLookupError,
     InvalidJobError,
     JobTimeout,
@@ -45,6 +46,8 @@ logger = logging.getLogger("myrq.worker")
 #: Longest timeout or TTL passed on (ten years); longer values from foreign
 #: records are clamped rather than overflowing a timer or an EXPIRE.
 _MAX_SECONDS = 10 * 365 * 24 * 3600.0
+#: Consecutive broker failures after which a burst worker gives up (about 3 s of backoff).
+_BURST_RETRIES = 5
 
 
 class _ShutdownNow(BaseException):
@@ -112,6 +115,13 @@ class Worker:
         if not names:
             raise InvalidJobError("a Worker needs at least one queue name")
         self.queue_names: list[str] = [validate_queue_name(n) for n in names]
+        _check_seconds("lease_ttl", lease_ttl, minimum=1.0)
+        _check_seconds("idle_wait", idle_wait, minimum=0.01)
+        _check_seconds("default_timeout", default_timeout, minimum=0.001)
+        if not isinstance(max_attempts, int) or isinstance(max_attempts, bool) or max_attempts < 0:
+            raise ConfigurationError(
+                f"max_attempts must be a whole number >= 0 (0: no limit), not {max_attempts!r}"
+            )
         self.broker = config.get_broker(broker)
         self.serializer = config.get_serializer(serializer)
         self.name = name or f"{socket.gethostname()}.{os.getpid()}.{random.getrandbits(32):08x}"
@@ -122,7 +132,8 @@ class Worker:
         self.result_ttl = result_ttl
         self.failure_ttl = failure_ttl
         self.stats = WorkerStats()
-        self._stop = threading.Event()
+        self._stop = threading.Event()  # take no more jobs
+        self._halt = threading.Event()  # the loop has returned: heartbeat may end
         self._running_job = False
         self._current: Delivery | None = None
         self._current_lock = threading.Lock()
@@ -145,6 +156,7 @@ class Worker:
         """
         start_count = self.stats.processed
         self._stop.clear()
+        self._halt.clear()
         restore = self._install_signal_handlers()
         heartbeat = threading.Thread(
             target=self._heartbeat_loop, name=f"myrq-heartbeat-{self.name}", daemon=True
@@ -165,6 +177,7 @@ class Worker:
             self._loop(burst, max_jobs, start_count)
         finally:
             self._stop.set()
+            self._halt.set()
             heartbeat.join(timeout=5)
             restore()
             logger.info(
@@ -181,6 +194,7 @@ class Worker:
 
     def _loop(self, burst: bool, max_jobs: int | None, start_count: int) -> None:
         backoff = 0.0
+        failures = 0
         while not self._stop.is_set():
             if max_jobs is not None and self.stats.processed - start_count >= max_jobs:
                 return
@@ -191,10 +205,14 @@ class Worker:
                     self.lease_ttl,
                     timeout=0 if burst else self.idle_wait,
                 )
-                backoff = 0.0
+                backoff = failures = 0
             except BrokerError as exc:
                 # Unreachable, or refused (e.g. a queue key of the wrong type):
-                # back off and try again; never die of it.
+                # back off and try again; never die of it. A burst worker, which
+                # is meant to finish, gives up after about 3 s of failures.
+                failures += 1
+                if burst and failures > _BURST_RETRIES:
+                    raise
                 backoff = min(max(backoff * 2, 0.1), 5.0)
                 logger.warning(
                     "worker %s: could not take a job (%s); retrying in %.1fs",
@@ -246,7 +264,8 @@ class Worker:
         finally:
             with self._current_lock:
                 self._current = None
-        self._record(delivery, outcome)
+        if not self._record(delivery, outcome):
+            return None
         if outcome.status is JobStatus.FINISHED:
             self.stats.finished += 1
             logger.info(
@@ -278,16 +297,16 @@ class Worker:
             logger.info("%s: %s (%s) started", delivery.queue, label, delivery.job_id)
             return _failure("InvalidPayload", f"payload could not be decoded: {exc}"), label, 0.0
         logger.info("%s: %s (%s) started", delivery.queue, func_name, delivery.job_id)
-        try:
-            func = resolve_function(func_name)
-        except FunctionLookupError as exc:
-            return _failure("FunctionLookupError", str(exc)), func_name, 0.0
         timeout = _num(fields.get(F_TIMEOUT))
         if timeout is None or not timeout > 0:  # absent or garbled: the default, not "none"
             timeout = self.default_timeout
         self._running_job = True
         try:
-            result = self._call(func, args, kwargs, timeout)
+            # The import is inside the timeout too: a module that hangs at import
+            # time must not hang the worker.
+            result = self._call(func_name, args, kwargs, timeout)
+        except FunctionLookupError as exc:
+            return _failure("FunctionLookupError", str(exc)), func_name, 0.0
         except JobTimeout:
             return (
                 _Outcome(
@@ -328,17 +347,19 @@ class Worker:
 
     def _call(
         self,
-        func: Callable[..., Any],
+        func_name: str,
         args: list[Any],
         kwargs: dict[str, Any],
         timeout: float,
     ) -> Any:
         if threading.current_thread() is not threading.main_thread():
-            return func(*args, **kwargs)  # SIGALRM reaches only the main thread
+            # SIGALRM reaches only the main thread: no timeout here.
+            return resolve_function(func_name)(*args, **kwargs)
         with _alarm(timeout):
-            return func(*args, **kwargs)
+            return resolve_function(func_name)(*args, **kwargs)
 
-    def _record(self, delivery: Delivery, outcome: _Outcome) -> None:
+    def _record(self, delivery: Delivery, outcome: _Outcome) -> bool:
+        """Write the outcome; False if the lease was lost and nothing was written."""
         assert delivery.token is not None and delivery.fields is not None
         fields: dict[str, bytes] = {
             F_STATUS: outcome.status.value.encode(),
@@ -367,6 +388,7 @@ class Worker:
                 delivery.job_id,
                 outcome.status.value,
             )
+        return written
 
     def _retry(self, step: Callable[[], bool]) -> bool:
         """Run a broker step, retrying through connection errors for up to half a lease."""
@@ -402,7 +424,8 @@ class Worker:
     def _heartbeat_loop(self) -> None:
         interval = max(0.05, self.lease_ttl / 3)
         next_reap = time.monotonic() + interval
-        while not self._stop.wait(interval):
+        # Keeps renewing after a stop request: the current job is still finishing.
+        while not self._halt.wait(interval):
             with self._current_lock:
                 current = self._current
             if current is not None and current.token is not None:
@@ -544,3 +567,15 @@ def _ttl(seconds: float) -> float | None:
     if seconds < 0 or not math.isfinite(seconds):
         return None
     return min(float(seconds), _MAX_SECONDS)
+
+
+def _check_seconds(name: str, value: object, *, minimum: float) -> None:
+    if (
+        not isinstance(value, int | float)
+        or isinstance(value, bool)
+        or not math.isfinite(value)
+        or value < minimum
+    ):
+        raise ConfigurationError(
+            f"{name} must be a finite number of seconds >= {minimum:g}, not {value!r}"
+        )

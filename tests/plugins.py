@@ -16,3 +16,10 @@ class CountingBroker(MemoryBroker):
 
 
 not_a_broker = object()
+
+
+class NeedsArguments(MemoryBroker):
+    """A broker whose constructor needs an argument (so config cannot build it)."""
+
+    def __init__(self, required: str) -> None:
+        super().__init__(required)

@@ -128,7 +128,7 @@ def test_unknown_broker_scheme_names_it_and_lists_accepted() -> None:
 def test_unimportable_broker_class_is_named() -> None:
     with pytest.raises(ConfigurationError, match="no_such_pkg"):
         broker_from_url("no_such_pkg.mod:Broker")
-    with pytest.raises(ConfigurationError, match="not a myrq.backends.Broker subclass"):
+    with pytest.raises(ConfigurationError, match="not a concrete myrq.backends.Broker subclass"):
         broker_from_url("tests.jobs:add")
 
 
@@ -161,3 +161,28 @@ def test_redis_client_decoding_responses_is_refused() -> None:
 def test_malformed_redis_url_fails_at_configure_time() -> None:
     with pytest.raises(ConfigurationError, match=r"invalid Redis URL.*notaport"):
         configure(broker="redis://host:notaport/0")
+
+
+def test_description_must_be_text() -> None:
+    with pytest.raises(InvalidJobError, match="description must be a str, not int"):
+        Queue("default", broker=MemoryBroker()).enqueue(jobs.add, 1, 2, job_description=5)
+
+
+def test_keyword_names_must_be_strings(broker: Broker) -> None:
+    with pytest.raises(InvalidJobError, match="keyword argument names must be strings, not 1"):
+        Queue("default", broker=broker).enqueue_call(jobs.echo, kwargs={1: 1})  # type: ignore[dict-item]
+    assert_nothing_written(broker)
+
+
+def test_broker_class_that_cannot_be_built_gets_a_clear_error() -> None:
+    with pytest.raises(ConfigurationError, match="not a concrete"):
+        broker_from_url("myrq.backends:Broker")
+    with pytest.raises(ConfigurationError, match="not a concrete"):
+        configure(broker="myrq.backends.base:Broker")
+    with pytest.raises(ConfigurationError, match="could not be built with no arguments"):
+        broker_from_url("tests.plugins:NeedsArguments")
+
+
+def test_redis_url_database_must_be_a_number() -> None:
+    with pytest.raises(ConfigurationError, match="database number"):
+        configure(broker="redis://127.0.0.1:6379/abc")

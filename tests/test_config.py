@@ -111,7 +111,7 @@ def test_configure_checks_a_dotted_path_without_building_the_broker() -> None:
     configure(broker="tests.plugins:CountingBroker")
     assert CountingBroker.made == 0
     assert type(get_broker()) is CountingBroker and CountingBroker.made == 1
-    with pytest.raises(ConfigurationError, match="not a myrq.backends.Broker subclass"):
+    with pytest.raises(ConfigurationError, match="not a concrete myrq.backends.Broker subclass"):
         configure(broker="tests.plugins:not_a_broker")
 
 

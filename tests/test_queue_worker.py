@@ -9,8 +9,17 @@ import time
 
 import pytest
 
-from myrq import Job, JobExistsError, JobStatus, NoSuchJobError, Queue, Worker
-from myrq.backends import Broker
+from myrq import (
+    BrokerConnectionError,
+    ConfigurationError,
+    Job,
+    JobExistsError,
+    JobStatus,
+    NoSuchJobError,
+    Queue,
+    Worker,
+)
+from myrq.backends import Broker, MemoryBroker
 from myrq.serializers import JSONSerializer, PickleSerializer
 from tests import jobs
 
@@ -345,7 +354,7 @@ def test_late_write_after_delete_does_not_resurrect_the_job(broker: Broker) -> N
     jobs.BROKER = broker
     job = Queue("default", broker=broker).enqueue(jobs.delete_myself, "self-del", job_id="self-del")
     w = run(broker)
-    assert w.stats.lost_leases == 1
+    assert w.stats.lost_leases == 1 and w.stats.finished == 0
     assert broker.get(job.id) is None
 
 
@@ -405,3 +414,70 @@ def test_extreme_numbers_in_a_foreign_record_are_clamped(
     assert w.stats.finished == 1
     assert Job.fetch("extreme", broker=broker).result == 3
     assert signal.getsignal(signal.SIGALRM) is handler
+
+
+def test_lease_is_renewed_while_a_stopping_worker_finishes_its_job() -> None:
+    broker = MemoryBroker()
+    job = Queue("default", broker=broker).enqueue(jobs.nap, 2.5, "done")
+    w = Worker(["default"], broker=broker, lease_ttl=1)
+    reaped: list[object] = []
+
+    def stop_then_reap() -> None:
+        time.sleep(0.3)
+        w.request_stop()  # what the first SIGTERM does
+        time.sleep(1.7)  # well past the 1 s lease, were it not renewed
+        reaped.extend(broker.reap(max_attempts=3))
+
+    t = threading.Thread(target=stop_then_reap)
+    t.start()
+    w.work()
+    t.join()
+    assert reaped == []
+    assert job.get_status() is JobStatus.FINISHED and job.result == "done"
+    assert w.stats.lost_leases == 0
+
+
+def test_module_that_exits_at_import_fails_the_job_not_the_worker(broker: Broker) -> None:
+    q = Queue("default", broker=broker)
+    bad = q.enqueue("tests.badmods.exits_on_import.run")
+    good = q.enqueue(jobs.add, 1, 1)
+    run(broker)
+    assert bad.get_status() is JobStatus.FAILED
+    assert bad.error is not None and "SystemExit: no config file" in bad.error.message
+    assert good.get_status() is JobStatus.FINISHED
+
+
+def test_missing_dependency_is_reported_not_hidden(broker: Broker) -> None:
+    job = Queue("default", broker=broker).enqueue("tests.badmods.tasks_v2.run")
+    run(broker)
+    assert job.get_status() is JobStatus.FAILED
+    assert "No module named 'tests.badmods.tasks'" in job.error.message  # type: ignore[union-attr]
+
+
+def test_timeout_covers_importing_the_function(broker: Broker) -> None:
+    job = Queue("default", broker=broker).enqueue("tests.badmods.slow_import.run", job_timeout=0.5)
+    started = time.monotonic()
+    run(broker)
+    assert time.monotonic() - started < 2.5
+    assert job.get_status() is JobStatus.TIMEOUT
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("lease_ttl", 0), ("lease_ttl", float("nan")), ("lease_ttl", "60"), ("idle_wait", -1),
+     ("default_timeout", float("inf")), ("max_attempts", -1), ("max_attempts", 1.5)],
+)  # fmt: skip
+def test_invalid_worker_settings_are_refused(option: str, value: object) -> None:
+    with pytest.raises(ConfigurationError, match=option):
+        Worker(["default"], broker=MemoryBroker(), **{option: value})  # type: ignore[arg-type]
+
+
+def test_burst_worker_gives_up_on_an_unreachable_broker() -> None:
+    from myrq.backends import RedisBroker
+    from myrq.testing.redis_server import free_port
+
+    broker = RedisBroker.from_url(f"redis://127.0.0.1:{free_port()}/0")
+    started = time.monotonic()
+    with pytest.raises(BrokerConnectionError):
+        Worker(["default"], broker=broker).work(burst=True)
+    assert time.monotonic() - started < 15

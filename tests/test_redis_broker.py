@@ -317,3 +317,19 @@ def test_delete_skips_broken_queue_keys_and_finds_unregistered_queues(
     assert redis_client.lrange("myrq:queue:default", 0, -1) == []
     assert redis_client.lrange("myrq:queue:foreign", 0, -1) == []
     assert redis_client.get("myrq:queue:broken") == b"not a list"
+
+
+def test_blocking_wait_respects_a_short_socket_timeout(redis_server: RedisServer) -> None:
+    broker = RedisBroker.from_url(redis_server.url + "?socket_timeout=0.5")
+    started = time.monotonic()
+    assert broker.dequeue(["default"], "w", 10, timeout=1.5) == []
+    assert time.monotonic() - started >= 1.4
+    broker.close()
+
+
+def test_queue_names_include_queues_filled_by_foreign_clients(
+    rbroker: RedisBroker, redis_client: redis.Redis
+) -> None:
+    _seed_enqueue(redis_client, "seed-1", "tests.jobs.add", [1, 1])
+    Queue("mine", broker=rbroker).enqueue(jobs.add, 1, 1)
+    assert rbroker.queue_names() == ["default", "mine"]

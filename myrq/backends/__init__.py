@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import threading
 from collections.abc import Callable
 
@@ -65,7 +66,7 @@ def check_broker_spec(spec: str) -> None:
             check_redis_url(spec)
     elif ":" in spec or "." in spec:
         obj = import_object(spec, what="broker")
-        if not (isinstance(obj, type) and issubclass(obj, Broker)):
+        if not (isinstance(obj, type) and issubclass(obj, Broker)) or inspect.isabstract(obj):
             broker_from_url(spec)  # raises the full error
     else:
         broker_from_url(spec)
@@ -97,10 +98,18 @@ def broker_from_url(spec: str, *, key_prefix: str | None = None) -> Broker:
         return factory(spec)
     if ":" in spec or "." in spec:
         obj = import_object(spec, what="broker")
-        if isinstance(obj, type) and issubclass(obj, Broker):
-            return obj()
+        if isinstance(obj, type) and issubclass(obj, Broker) and not inspect.isabstract(obj):
+            try:
+                return obj()
+            except Exception as exc:
+                raise ConfigurationError(
+                    f"broker class {spec!r} could not be built with no arguments: "
+                    f"{type(exc).__name__}: {exc}; give it defaults, or pass an instance "
+                    "to configure(broker=...)"
+                ) from exc
         raise ConfigurationError(
-            f"broker {spec!r} resolves to {obj!r}, which is not a myrq.backends.Broker subclass"
+            f"broker {spec!r} resolves to {obj!r}, which is not a concrete "
+            "myrq.backends.Broker subclass"
         )
     raise ConfigurationError(
         f"broker {spec!r} is neither a URL nor a dotted path: use e.g. "

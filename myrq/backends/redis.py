@@ -110,6 +110,11 @@ class RedisBroker(Broker):
         self.url = redact_url(url) if url else _describe(client)
         self.prefix = key_prefix
         self.poll_interval = poll_interval
+        # A blocking wait must end before the client's own socket timeout would.
+        socket_timeout = kwargs.connection_kwargs.get("socket_timeout") if kwargs else None
+        self._max_block = poll_interval
+        if socket_timeout:
+            self._max_block = min(poll_interval, socket_timeout / 2)
         self._leases_key = f"{key_prefix}leases"
         self._queues_key = f"{key_prefix}queues"
         self._enqueue = _load_script(client, "enqueue.lua")
@@ -213,7 +218,7 @@ class RedisBroker(Broker):
                 # then claim. The token only wakes us; the claim is what is atomic.
                 # At least 10 ms: Redis before 7.0.8 read a sub-millisecond timeout as 0,
                 # which means "block forever".
-                wait = max(min(remaining, self.poll_interval), 0.01)
+                wait = max(min(remaining, self._max_block), 0.01)
                 self.client.blpop(notify_keys, timeout=wait)
                 out = self._parse_deliveries(self._dequeue(keys=keys, args=args))
                 remaining = deadline - time.monotonic()
@@ -294,8 +299,14 @@ class RedisBroker(Broker):
             return [_s(i) for i in self.client.lrange(self.queue_key(queue), start, stop)]
 
     def queue_names(self) -> list[str]:
+        # The set has every queue myrq enqueued to; the scan adds queues that
+        # foreign clients pushed to without registering them.
+        head = self.queue_key("")
         with self._translate():
-            return sorted(_s(n) for n in self.client.smembers(self._queues_key))
+            names = {_s(n) for n in self.client.smembers(self._queues_key)}
+            for key in self.client.scan_iter(match=head.translate(_GLOB_SPECIALS) + "*"):
+                names.add(_s(key)[len(head) :])
+        return sorted(names)
 
     def job_ids(self) -> Iterator[str]:
         head = self.job_key("")
@@ -351,6 +362,12 @@ def check_redis_url(url: str) -> None:
         parse_url(url)  # type: ignore[no-untyped-call]
     except ValueError as exc:
         raise ConfigurationError(f"invalid Redis URL {redact_url(url)!r}: {exc}") from exc
+    db = urlsplit(url).path.strip("/")
+    if scheme != "unix" and db and not db.isdigit():
+        raise ConfigurationError(
+            f"invalid Redis URL {redact_url(url)!r}: the path must be a database number "
+            f"(e.g. /0), not {db!r}"
+        )
 
 
 def _client_from_url(url: str) -> redis.Redis:

@@ -1,0 +1,1 @@
+"""Modules that misbehave when a worker imports them (for the worker tests)."""
