@@ -8,7 +8,6 @@ dead workers left behind, so their jobs run again.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import random
 import signal
@@ -17,8 +16,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
@@ -35,17 +33,16 @@ from myrq.exceptions import (
     JobTimeout,
 )
 from myrq.functions import resolve_function
+from myrq.heartbeat import Heartbeat
 from myrq.ids import validate_queue_name
 from myrq.job import F_FUNC, F_RESULT, F_RESULT_TTL, F_TIMEOUT, JobError, _fmt, _num, decode_payload
 from myrq.queue import Queue
 from myrq.serializers import Serializer
 from myrq.status import JobStatus
+from myrq.timeouts import alarm, check_seconds, ttl_for_broker
 
 logger = logging.getLogger("myrq.worker")
 
-#: Longest timeout or TTL passed on (ten years); longer values from foreign
-#: records are clamped rather than overflowing a timer or an EXPIRE.
-_MAX_SECONDS = 10 * 365 * 24 * 3600.0
 #: Consecutive broker failures after which a burst worker gives up (about 3 s of backoff).
 _BURST_RETRIES = 5
 
@@ -115,9 +112,9 @@ class Worker:
         if not names:
             raise InvalidJobError("a Worker needs at least one queue name")
         self.queue_names: list[str] = [validate_queue_name(n) for n in names]
-        _check_seconds("lease_ttl", lease_ttl, minimum=1.0)
-        _check_seconds("idle_wait", idle_wait, minimum=0.01)
-        _check_seconds("default_timeout", default_timeout, minimum=0.001)
+        check_seconds("lease_ttl", lease_ttl, minimum=1.0)
+        check_seconds("idle_wait", idle_wait, minimum=0.01)
+        check_seconds("default_timeout", default_timeout, minimum=0.001)
         if not isinstance(max_attempts, int) or isinstance(max_attempts, bool) or max_attempts < 0:
             raise ConfigurationError(
                 f"max_attempts must be a whole number >= 0 (0: no limit), not {max_attempts!r}"
@@ -133,10 +130,8 @@ class Worker:
         self.failure_ttl = failure_ttl
         self.stats = WorkerStats()
         self._stop = threading.Event()  # take no more jobs
-        self._halt = threading.Event()  # the loop has returned: heartbeat may end
         self._running_job = False
-        self._current: Delivery | None = None
-        self._current_lock = threading.Lock()
+        self._heartbeat: Heartbeat | None = None
 
     def __repr__(self) -> str:
         return f"Worker({self.name!r}, queues={self.queue_names!r})"
@@ -156,11 +151,15 @@ class Worker:
         """
         start_count = self.stats.processed
         self._stop.clear()
-        self._halt.clear()
         restore = self._install_signal_handlers()
-        heartbeat = threading.Thread(
-            target=self._heartbeat_loop, name=f"myrq-heartbeat-{self.name}", daemon=True
+        heartbeat = Heartbeat(
+            self.broker,
+            self.name,
+            self.lease_ttl,
+            self.max_attempts,
+            ttl_for_broker(self.failure_ttl),
         )
+        self._heartbeat = heartbeat
         logger.info(
             "worker %s started on queues %s (%s)", self.name, self.queue_names, self.broker.url
         )
@@ -171,14 +170,13 @@ class Worker:
                 "enforced there (SIGALRM reaches only the main thread)",
                 self.name,
             )
-        self._reap()
+        heartbeat.reap()
         heartbeat.start()
         try:
             self._loop(burst, max_jobs, start_count)
         finally:
             self._stop.set()
-            self._halt.set()
-            heartbeat.join(timeout=5)
+            heartbeat.stop()
             restore()
             logger.info(
                 "worker %s stopped: %d finished, %d failed, %d timed out, %d skipped",
@@ -257,13 +255,13 @@ class Worker:
                 )
             return None
         assert delivery.token is not None and delivery.fields is not None
-        with self._current_lock:
-            self._current = delivery
+        if self._heartbeat is not None:
+            self._heartbeat.hold(delivery)
         try:
             outcome, func_name, elapsed = self._execute(delivery)
         finally:
-            with self._current_lock:
-                self._current = None
+            if self._heartbeat is not None:
+                self._heartbeat.hold(None)
         if not self._record(delivery, outcome):
             return None
         if outcome.status is JobStatus.FINISHED:
@@ -355,7 +353,7 @@ class Worker:
         if threading.current_thread() is not threading.main_thread():
             # SIGALRM reaches only the main thread: no timeout here.
             return resolve_function(func_name)(*args, **kwargs)
-        with _alarm(timeout):
+        with alarm(timeout):
             return resolve_function(func_name)(*args, **kwargs)
 
     def _record(self, delivery: Delivery, outcome: _Outcome) -> bool:
@@ -375,7 +373,7 @@ class Worker:
         else:
             ttl_setting = _num(delivery.fields.get(F_FAILURE_TTL))
             default = self.failure_ttl
-        ttl = _ttl(ttl_setting if ttl_setting is not None else default)
+        ttl = ttl_for_broker(ttl_setting if ttl_setting is not None else default)
         written = self._retry(
             lambda: self.broker.finish(delivery.job_id, delivery.token or "", fields, ttl)
         )
@@ -418,53 +416,6 @@ class Worker:
                 self.name,
                 delivery.job_id,
             )
-
-    # -- background: heartbeat and reaper ------------------------------------
-
-    def _heartbeat_loop(self) -> None:
-        interval = max(0.05, self.lease_ttl / 3)
-        next_reap = time.monotonic() + interval
-        # Keeps renewing after a stop request: the current job is still finishing.
-        while not self._halt.wait(interval):
-            with self._current_lock:
-                current = self._current
-            if current is not None and current.token is not None:
-                try:
-                    if not self.broker.renew(current.job_id, current.token, self.lease_ttl):
-                        logger.warning(
-                            "worker %s: lease on job %s was lost; its outcome will be discarded",
-                            self.name,
-                            current.job_id,
-                        )
-                except BrokerError as exc:
-                    logger.warning(
-                        "worker %s: could not renew lease on job %s: %s",
-                        self.name,
-                        current.job_id,
-                        exc,
-                    )
-            if time.monotonic() >= next_reap:
-                self._reap()
-                next_reap = time.monotonic() + interval
-
-    def _reap(self) -> None:
-        try:
-            reaped = self.broker.reap(self.max_attempts, failure_ttl=_ttl(self.failure_ttl))
-        except BrokerError as exc:
-            logger.warning("worker %s: could not check for expired leases: %s", self.name, exc)
-            return
-        for item in reaped:
-            if item.outcome == "requeued":
-                logger.warning(
-                    "job %s: its worker stopped renewing the lease; requeued on %s (attempt %d)",
-                    item.job_id,
-                    item.queue,
-                    item.attempts,
-                )
-            elif item.outcome == "failed":
-                logger.error(
-                    "job %s: abandoned %d times, marked failed", item.job_id, item.attempts
-                )
 
     def _warn_about_eviction(self) -> None:
         if isinstance(self.broker, RedisBroker):
@@ -513,37 +464,6 @@ class Worker:
         return restore
 
 
-@contextmanager
-def _alarm(seconds: float) -> Iterator[None]:
-    """Raise JobTimeout in the main thread after ``seconds``; always cleared on exit.
-
-    An interval timer that was already running (pytest-timeout's, say) is
-    suspended meanwhile and re-armed afterwards with the time it had left
-    (at least 1 ms, so one that fell due during the job fires right after it).
-    """
-
-    def on_alarm(signum: int, frame: FrameType | None) -> None:
-        raise JobTimeout(f"job exceeded its timeout of {seconds:g}s")
-
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    outer_delay, outer_interval = 0.0, 0.0
-    started = time.monotonic()
-    try:
-        outer_delay, outer_interval = signal.setitimer(
-            signal.ITIMER_REAL, min(seconds, _MAX_SECONDS)
-        )
-        try:
-            yield
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-    finally:
-        # Runs even if the alarm fired inside the inner finally (it fires only once).
-        signal.signal(signal.SIGALRM, previous)
-        if outer_delay > 0:
-            left = max(outer_delay - (time.monotonic() - started), 0.001)
-            signal.setitimer(signal.ITIMER_REAL, left, outer_interval)
-
-
 def _failure(kind: str, message: str) -> _Outcome:
     return _Outcome(JobStatus.FAILED, error=JobError(kind, message, ""))
 
@@ -560,22 +480,3 @@ def _error_from_current(message: str) -> JobError:
         )
     )
     return JobError(kind, message, traceback.format_exc())
-
-
-def _ttl(seconds: float) -> float | None:
-    """A ``*_ttl`` setting as the broker takes it: negative (forever) or not finite is None."""
-    if seconds < 0 or not math.isfinite(seconds):
-        return None
-    return min(float(seconds), _MAX_SECONDS)
-
-
-def _check_seconds(name: str, value: object, *, minimum: float) -> None:
-    if (
-        not isinstance(value, int | float)
-        or isinstance(value, bool)
-        or not math.isfinite(value)
-        or value < minimum
-    ):
-        raise ConfigurationError(
-            f"{name} must be a finite number of seconds >= {minimum:g}, not {value!r}"
-        )
