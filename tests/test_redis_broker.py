@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -201,12 +202,20 @@ def test_claim_moves_the_id_into_the_leases_set_in_one_step(
     assert d.token == redis_client.hget(f"myrq:job:{job.id}", "lease").decode()  # type: ignore[union-attr]
 
 
-def _worker_process(url: str, *extra: str) -> subprocess.Popen[bytes]:
+@contextmanager
+def _worker_process(url: str, *extra: str) -> Iterator[subprocess.Popen[bytes]]:
+    """A `myrq worker` process on queue default; killed and reaped on exit, whatever happens."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen(
+    proc = subprocess.Popen(
         [sys.executable, "-m", "myrq", "worker", "default", "--broker", url, *extra],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )  # fmt: skip
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
 
 
 def _wait_for(pred: object, timeout: float, what: str) -> None:
@@ -222,17 +231,10 @@ def test_job_of_a_killed_worker_runs_again(
 ) -> None:
     marker = tmp_path / "first-attempt"
     job = Queue("default", broker=rbroker).enqueue(jobs.slow_on_first_attempt, str(marker), 60)
-    proc = _worker_process(redis_server.url, "--lease-ttl", "1")
-    try:
+    with _worker_process(redis_server.url, "--lease-ttl", "1") as proc:
         _wait_for(marker.exists, 20, "the first attempt to start")
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
-        if proc.stdout:
-            proc.stdout.close()
     # The original design lost the job here: BLPOP had removed it from Redis.
     assert job.get_status() is JobStatus.RUNNING
     assert redis_client.zscore("myrq:leases", job.id) is not None
@@ -250,15 +252,10 @@ def test_sigterm_lets_the_current_job_finish_then_exits_cleanly(
     q = Queue("default", broker=rbroker)
     running = q.enqueue(jobs.nap, 1.5, "completed")
     waiting = q.enqueue(jobs.add, 1, 2)
-    proc = _worker_process(redis_server.url)
-    try:
+    with _worker_process(redis_server.url) as proc:
         _wait_for(lambda: running.get_status() is JobStatus.RUNNING, 20, "the job to start")
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
     assert proc.returncode == 0, out.decode()
     assert running.get_status() is JobStatus.FINISHED and running.result == "completed"
     assert waiting.get_status() is JobStatus.PENDING  # not taken after the signal
@@ -270,17 +267,12 @@ def test_second_signal_puts_the_running_job_back(
     rbroker: RedisBroker, redis_server: RedisServer
 ) -> None:
     job = Queue("default", broker=rbroker).enqueue(jobs.nap, 60)
-    proc = _worker_process(redis_server.url)
-    try:
+    with _worker_process(redis_server.url) as proc:
         _wait_for(lambda: job.get_status() is JobStatus.RUNNING, 20, "the job to start")
         proc.send_signal(signal.SIGTERM)
         time.sleep(0.3)
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
     assert proc.returncode == 0, out.decode()
     assert job.get_status() is JobStatus.PENDING
     assert job.attempts == 0  # an interrupted attempt is not counted
