@@ -3,7 +3,7 @@
 >>> from myrq import Queue, Worker
 >>> q = Queue("default", broker="memory://")
 >>> job = q.enqueue("operator.add", 1, 2)
->>> Worker(["default"], broker=q.broker).work(burst=True)
+>>> Worker(["default"], broker=q.broker, allow=["operator"]).work(burst=True)
 1
 >>> job.refresh(); job.result
 3
@@ -18,15 +18,19 @@ from myrq.exceptions import (
     ConfigurationError,
     DeserializationError,
     FunctionLookupError,
+    FunctionNotAllowed,
     InvalidJobError,
     JobExistsError,
     JobTimeout,
     MyrqError,
     NoSuchJobError,
+    PayloadTooLargeError,
     SerializationError,
+    SignatureError,
 )
 from myrq.job import Job, JobError
 from myrq.queue import Queue
+from myrq.registry import task
 from myrq.status import JobStatus
 from myrq.worker import Worker
 
@@ -38,6 +42,7 @@ __all__ = [
     "ConfigurationError",
     "DeserializationError",
     "FunctionLookupError",
+    "FunctionNotAllowed",
     "InvalidJobError",
     "Job",
     "JobError",
@@ -46,9 +51,12 @@ __all__ = [
     "JobTimeout",
     "MyrqError",
     "NoSuchJobError",
+    "PayloadTooLargeError",
     "Queue",
     "SerializationError",
+    "SignatureError",
     "Worker",
     "__version__",
     "configure",
+    "task",
 ]

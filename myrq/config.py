@@ -4,10 +4,14 @@ Order, first match wins:
 
 1. explicit arguments (``Queue("x", broker=...)``)
 2. :func:`configure` in this process
-3. environment: ``MYRQ_BROKER_URL``, ``MYRQ_SERIALIZER``, ``MYRQ_KEY_PREFIX``
+3. environment: ``MYRQ_BROKER_URL``, ``MYRQ_SERIALIZER``, ``MYRQ_KEY_PREFIX``,
+   ``MYRQ_ALLOW``, ``MYRQ_MAX_PAYLOAD_SIZE``, ``MYRQ_SECRET_KEY``
 4. ``[tool.myrq]`` in the nearest ``pyproject.toml`` (cwd, then its parents):
-   keys ``broker_url``, ``serializer``, ``key_prefix``
-5. defaults: ``redis://127.0.0.1:6379/0``, ``json``, ``myrq:``
+   keys ``broker_url``, ``serializer``, ``key_prefix``, ``allow``,
+   ``max_payload_size`` (never ``secret_key``: secrets do not belong in a
+   committed file)
+5. defaults: ``redis://127.0.0.1:6379/0``, ``json``, ``myrq:``, nothing
+   allowed beyond ``@myrq.task`` functions, 1 MiB, no signing
 """
 
 from __future__ import annotations
@@ -15,17 +19,21 @@ from __future__ import annotations
 import os
 import threading
 import tomllib
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from myrq.backends import Broker, broker_from_url, check_broker_spec
 from myrq.exceptions import ConfigurationError
+from myrq.registry import check_module_prefixes
 from myrq.serializers import Serializer, resolve_serializer
 
 DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_SERIALIZER = "json"
 DEFAULT_KEY_PREFIX = "myrq:"
+#: Largest encoded payload (function name and arguments) accepted, in bytes.
+DEFAULT_MAX_PAYLOAD_SIZE = 1024 * 1024
 #: Seconds a job may run before it is stopped with status ``timeout``.
 DEFAULT_TIMEOUT = 180.0
 #: Seconds a finished job's record (and result) is kept. -1: forever, 0: not kept.
@@ -37,8 +45,11 @@ _ENV = {
     "broker_url": "MYRQ_BROKER_URL",
     "serializer": "MYRQ_SERIALIZER",
     "key_prefix": "MYRQ_KEY_PREFIX",
+    "allow": "MYRQ_ALLOW",
+    "max_payload_size": "MYRQ_MAX_PAYLOAD_SIZE",
+    "secret_key": "MYRQ_SECRET_KEY",
 }
-_KNOWN_KEYS = frozenset(_ENV)
+_KNOWN_KEYS = frozenset(_ENV) - {"secret_key"}
 
 
 @dataclass(frozen=True)
@@ -49,6 +60,9 @@ class Settings:
     serializer: str
     key_prefix: str
     source: dict[str, str]
+    allow: str = ""  # comma-separated module prefixes
+    max_payload_size: str = str(DEFAULT_MAX_PAYLOAD_SIZE)
+    secret_key: str = field(default="", repr=False)
 
 
 _lock = threading.Lock()
@@ -61,30 +75,55 @@ def configure(
     broker: str | Broker | None = None,
     serializer: str | Serializer | type[Serializer] | None = None,
     key_prefix: str | None = None,
+    allow: Sequence[str] | str | None = None,
+    max_payload_size: int | None = None,
+    secret_key: str | bytes | None = None,
 ) -> None:
     """Set this process's defaults; arguments left ``None`` keep their current source.
 
     ``broker`` is a URL (``redis://``, ``rediss://``, ``unix://``,
     ``memory://``), a dotted path to a Broker subclass, or a Broker instance.
     ``serializer`` is ``"json"``, ``"pickle"``, a dotted path or an instance.
+    ``allow`` lists module prefixes whose functions workers may run (see
+    :mod:`myrq.registry`). ``max_payload_size`` caps an encoded job payload in
+    bytes (0: no cap). ``secret_key`` makes producers sign every payload and
+    workers refuse unsigned or wrongly signed ones (see :mod:`myrq.signing`).
     Values are checked now, so a typo fails here and not at first use.
     """
+    updates: dict[str, Any] = {}  # all checked first: a bad value changes nothing
+    if broker is not None:
+        if isinstance(broker, str):
+            check_broker_spec(broker)  # fail now on an unknown scheme or bad path
+        elif not isinstance(broker, Broker):
+            raise ConfigurationError(
+                f"broker must be a URL string or a Broker instance, not {broker!r}"
+            )
+        updates["broker"] = broker
+    if serializer is not None:
+        resolve_serializer(serializer)
+        updates["serializer"] = serializer
+    if key_prefix is not None:
+        if not key_prefix:
+            raise ConfigurationError("key_prefix must not be empty; the default is 'myrq:'")
+        updates["key_prefix"] = key_prefix
+    if allow is not None:
+        updates["allow"] = ",".join(check_module_prefixes(allow))
+    if max_payload_size is not None:
+        updates["max_payload_size"] = str(
+            _check_max_payload_size(max_payload_size, "max_payload_size")
+        )
+    if secret_key is not None:
+        updates["secret_key"] = _check_secret_key(secret_key)
     with _lock:
-        if broker is not None:
-            if isinstance(broker, str):
-                check_broker_spec(broker)  # fail now on an unknown scheme or bad path
-            elif not isinstance(broker, Broker):
-                raise ConfigurationError(
-                    f"broker must be a URL string or a Broker instance, not {broker!r}"
-                )
-            _overrides["broker"] = broker
-        if serializer is not None:
-            resolve_serializer(serializer)
-            _overrides["serializer"] = serializer
-        if key_prefix is not None:
-            if not key_prefix:
-                raise ConfigurationError("key_prefix must not be empty; the default is 'myrq:'")
-            _overrides["key_prefix"] = key_prefix
+        _overrides.update(updates)
+
+
+def _check_secret_key(key: object) -> str:
+    if isinstance(key, bytes):
+        key = key.decode("utf-8", "surrogateescape")
+    if not isinstance(key, str):
+        raise ConfigurationError(f"secret_key must be a str or bytes, not {type(key).__name__}")
+    return key
 
 
 def reset() -> None:
@@ -106,6 +145,11 @@ def _pyproject_settings(start: Path | None = None) -> tuple[dict[str, Any], str]
             table = data.get("tool", {}).get("myrq", {})
             if not isinstance(table, dict):
                 raise ConfigurationError(f"[tool.myrq] in {path} must be a table")
+            if "secret_key" in table:
+                raise ConfigurationError(
+                    f"[tool.myrq] in {path} sets secret_key: a secret must not live in a "
+                    "committed file; set MYRQ_SECRET_KEY or call myrq.configure(secret_key=...)"
+                )
             unknown = set(table) - _KNOWN_KEYS
             if unknown:
                 raise ConfigurationError(
@@ -125,6 +169,9 @@ def settings() -> Settings:
         "broker_url": DEFAULT_BROKER_URL,
         "serializer": DEFAULT_SERIALIZER,
         "key_prefix": DEFAULT_KEY_PREFIX,
+        "allow": "",
+        "max_payload_size": str(DEFAULT_MAX_PAYLOAD_SIZE),
+        "secret_key": "",
     }
     values: dict[str, str] = {}
     source: dict[str, str] = {}
@@ -136,6 +183,10 @@ def settings() -> Settings:
             values[key], source[key] = os.environ[env_name], env_name
         elif key in file_values:
             value = file_values[key]
+            if key == "allow" and isinstance(value, list):
+                value = ",".join(check_module_prefixes(value))
+            elif key == "max_payload_size" and isinstance(value, int):
+                value = str(value)
             if not isinstance(value, str):
                 raise ConfigurationError(
                     f"[tool.myrq] {key} in {file_path} must be a string, not {value!r}"
@@ -144,6 +195,39 @@ def settings() -> Settings:
         else:
             values[key], source[key] = defaults[key], "default"
     return Settings(source=source, **values)
+
+
+def _check_max_payload_size(value: object, where: str) -> int:
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ConfigurationError(
+            f"{where} must be a whole number of bytes >= 0 (0: no limit), not {value!r}"
+        )
+    return value
+
+
+def allowed_modules() -> tuple[str, ...]:
+    """Module prefixes whose functions workers may run (see :mod:`myrq.registry`)."""
+    current = settings()
+    try:
+        return check_module_prefixes(current.allow)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"{exc} (from {current.source['allow']})") from None
+
+
+def max_payload_size() -> int:
+    """Largest encoded payload accepted at enqueue and run by workers (0: no cap)."""
+    current = settings()
+    return _check_max_payload_size(
+        current.max_payload_size, f"max_payload_size (from {current.source['max_payload_size']})"
+    )
+
+
+def secret_key() -> bytes | None:
+    """The payload signing key, or None when payloads are not signed."""
+    key = settings().secret_key
+    return key.encode("utf-8", "surrogateescape") if key else None
 
 
 def get_broker(broker: str | Broker | None = None) -> Broker:

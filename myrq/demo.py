@@ -13,30 +13,37 @@ from typing import Any
 from myrq.backends import Broker
 from myrq.exceptions import MyrqError
 from myrq.queue import Queue
+from myrq.registry import task
 from myrq.serializers import Serializer
 from myrq.status import JobStatus
 from myrq.worker import Worker
 
-# -- the demo's job functions (module level, so a worker can import them) ----
+# -- the demo's job functions: module level, and registered with @task so that a
+# worker allows them (see myrq.registry) ----
 
 
+@task
 def add(a: int, b: int) -> int:
     return a + b
 
 
+@task
 def greet(name: str, punctuation: str = "!") -> str:
     return f"hello, {name}{punctuation}"
 
 
+@task
 def divide(a: float, b: float) -> float:
     return a / b
 
 
+@task
 def nap(seconds: float) -> str:
     time.sleep(seconds)
     return "rested"
 
 
+@task
 def tags() -> set[str]:
     return {"a", "b"}  # a set: the JSON serializer cannot store this result
 

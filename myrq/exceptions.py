@@ -46,6 +46,18 @@ class FunctionLookupError(MyrqError):
     """A job's function cannot be resolved from its name."""
 
 
+class FunctionNotAllowed(FunctionLookupError):
+    """A job names a function outside the worker's allow-list; nothing was imported."""
+
+
+class SignatureError(MyrqError):
+    """A job's payload signature is missing or wrong; the payload was not decoded."""
+
+
+class PayloadTooLargeError(InvalidJobError):
+    """A job's encoded payload is larger than the configured maximum."""
+
+
 class NoSuchJobError(MyrqError):
     """No job is stored under the requested id."""
 

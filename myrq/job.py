@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,9 +23,15 @@ from myrq.backends.base import (
     F_STATUS,
     F_WORKER,
 )
-from myrq.exceptions import DeserializationError, InvalidJobError, NoSuchJobError
+from myrq.exceptions import (
+    DeserializationError,
+    InvalidJobError,
+    NoSuchJobError,
+    PayloadTooLargeError,
+)
 from myrq.ids import validate_job_id
 from myrq.serializers import Serializer
+from myrq.signing import F_SIGNATURE, sign
 from myrq.status import JobStatus
 
 # Field names of the job record (the Redis hash). The first four are the
@@ -51,8 +58,23 @@ class JobError:
     def to_bytes(self) -> bytes:
         return json.dumps(
             {"type": self.type, "message": self.message, "traceback": self.traceback},
-            ensure_ascii=False,
-        ).encode("utf-8")
+            ensure_ascii=True,  # lone surrogates in a message must not break the encoding
+        ).encode("ascii")
+
+    @classmethod
+    def from_exception(cls, exc: BaseException, message: str | None = None) -> JobError:
+        """Describe ``exc`` as plain data; never raises, whatever ``exc``'s methods do."""
+        kind = type(exc)
+        name = (
+            kind.__qualname__
+            if kind.__module__ == "builtins"
+            else f"{kind.__module__}.{kind.__qualname__}"
+        )
+        try:
+            tb = "".join(traceback.format_exception(exc))
+        except BaseException:
+            tb = f"<the traceback of this {name} could not be formatted>"
+        return cls(name, safe_str(exc) if message is None else message, tb)
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> JobError:
@@ -64,6 +86,17 @@ class JobError:
 
     def __str__(self) -> str:
         return f"{self.type}: {self.message}"
+
+
+def safe_str(value: object) -> str:
+    """``str(value)``, or a placeholder if its ``__str__`` raises."""
+    try:
+        return str(value)
+    except BaseException:
+        try:
+            return f"<{type(value).__qualname__} whose str() raised>"
+        except BaseException:
+            return "<unprintable>"
 
 
 def encode_payload(
@@ -150,8 +183,16 @@ class Job:
         result_ttl: int | None = None,
         failure_ttl: int | None = None,
         description: str | None = None,
+        max_payload_size: int = 0,
+        secret_key: bytes | None = None,
     ) -> Job:
-        """Build an unsaved job (encoding its payload now, so bad arguments fail here)."""
+        """Build an unsaved job (encoding its payload now, so bad arguments fail here).
+
+        Raises:
+            InvalidJobError: a bad option; PayloadTooLargeError (a subclass)
+                when the encoded payload exceeds ``max_payload_size`` (0: no cap).
+            SerializationError: the arguments cannot be encoded.
+        """
         validate_job_id(job_id)
         if (
             not isinstance(timeout, int | float)
@@ -176,8 +217,15 @@ class Job:
                     f"{label} must be whole seconds, -1 (keep forever) or 0 (do not keep), "
                     f"not {ttl!r}"
                 )
+        payload = encode_payload(serializer, func_name, args, kwargs)
+        if max_payload_size and len(payload) > max_payload_size:
+            raise PayloadTooLargeError(
+                f"job {job_id!r} ({func_name}) encodes to {len(payload):,} bytes, above the "
+                f"limit of {max_payload_size:,}; pass large data by reference (a path, a URL, "
+                "a database key) or raise max_payload_size (MYRQ_MAX_PAYLOAD_SIZE, 0: no cap)"
+            )
         fields: dict[str, bytes] = {
-            F_FUNC: encode_payload(serializer, func_name, args, kwargs),
+            F_FUNC: payload,
             F_STATUS: JobStatus.PENDING.value.encode(),
             F_TIMEOUT: _fmt(timeout),
             F_CREATED_AT: _fmt(time.time()),
@@ -189,6 +237,8 @@ class Job:
             fields[F_FAILURE_TTL] = str(failure_ttl).encode()
         if description is not None:
             fields[F_DESCRIPTION] = description.encode("utf-8")
+        if secret_key:
+            fields[F_SIGNATURE] = sign(secret_key, job_id, payload)
         job = cls(job_id, fields, broker=broker, serializer=serializer)
         job._payload = (func_name, list(args), dict(kwargs))
         return job

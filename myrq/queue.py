@@ -36,6 +36,10 @@ class Queue:
         default_timeout: seconds a job may run (default 180).
         result_ttl: seconds to keep a finished job (default 3600; -1 forever).
         failure_ttl: seconds to keep a failed job (default 7 days; -1 forever).
+        max_payload_size: largest encoded payload in bytes (default: configured,
+            1 MiB; 0: no cap).
+        secret_key: signs each payload (default: configured, ``MYRQ_SECRET_KEY``;
+            ``b""``: do not sign).
     """
 
     def __init__(
@@ -47,8 +51,14 @@ class Queue:
         default_timeout: float = config.DEFAULT_TIMEOUT,
         result_ttl: int = config.DEFAULT_RESULT_TTL,
         failure_ttl: int = config.DEFAULT_FAILURE_TTL,
+        max_payload_size: int | None = None,
+        secret_key: bytes | None = None,
     ) -> None:
         self.name = validate_queue_name(name)
+        self.max_payload_size = (
+            config.max_payload_size() if max_payload_size is None else max_payload_size
+        )
+        self._secret_key = config.secret_key() if secret_key is None else secret_key
         self.broker = config.get_broker(broker)
         self.serializer = config.get_serializer(serializer)
         self.default_timeout = default_timeout
@@ -158,6 +168,8 @@ class Queue:
             result_ttl=result_ttl if result_ttl is not None else self.result_ttl,
             failure_ttl=failure_ttl if failure_ttl is not None else self.failure_ttl,
             description=description,
+            max_payload_size=self.max_payload_size,
+            secret_key=self._secret_key,
         )
 
     def enqueue_many(self, jobs: Iterable[Job]) -> list[Job]:

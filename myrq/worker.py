@@ -15,7 +15,6 @@ import socket
 import sys
 import threading
 import time
-import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import FrameType
@@ -31,13 +30,26 @@ from myrq.exceptions import (
     FunctionLookupError,
     InvalidJobError,
     JobTimeout,
+    SignatureError,
 )
-from myrq.functions import resolve_function
 from myrq.heartbeat import Heartbeat
 from myrq.ids import validate_queue_name
-from myrq.job import F_FUNC, F_RESULT, F_RESULT_TTL, F_TIMEOUT, JobError, _fmt, _num, decode_payload
+from myrq.isolation import run_isolated
+from myrq.job import (
+    F_FUNC,
+    F_RESULT,
+    F_RESULT_TTL,
+    F_TIMEOUT,
+    JobError,
+    _fmt,
+    _num,
+    decode_payload,
+    safe_str,
+)
 from myrq.queue import Queue
+from myrq.registry import AllowList, FunctionRegistry, registry
 from myrq.serializers import Serializer
+from myrq.signing import F_SIGNATURE, verify
 from myrq.status import JobStatus
 from myrq.timeouts import alarm, check_seconds, ttl_for_broker
 
@@ -48,7 +60,15 @@ _BURST_RETRIES = 5
 
 
 class _ShutdownNow(BaseException):
-    """Raised in the running job by a second SIGTERM/SIGINT."""
+    """Raised in the running job by a second SIGTERM/SIGINT or the end of the grace period."""
+
+
+class _Refused(Exception):
+    """A job refused before its payload was decoded (size, signature, encoding)."""
+
+    def __init__(self, outcome: _Outcome) -> None:
+        super().__init__(outcome.error)
+        self.outcome = outcome
 
 
 @dataclass
@@ -90,6 +110,23 @@ class Worker:
         default_timeout: for jobs whose record has no valid ``timeout``
             (e.g. written by another client).
         result_ttl, failure_ttl: for jobs whose record does not set them.
+        allow: module prefixes whose functions may run, added to the
+            configured ones (``MYRQ_ALLOW``); functions registered with
+            ``@myrq.task`` may always run. Anything else fails its job with
+            FunctionNotAllowed, and nothing is imported (see :mod:`myrq.registry`).
+        registry: where ``@myrq.task`` functions are looked up (default: global).
+        secret_key: require payloads signed with this key (default: configured,
+            ``MYRQ_SECRET_KEY``; ``b""``: do not check).
+        max_payload_size: fail jobs whose payload is larger, before decoding it
+            (default: configured, 1 MiB; 0: no cap).
+        grace_period: after a first SIGTERM/SIGINT, seconds the current job may
+            still run before it is stopped and put back on its queue (None: no
+            limit). A second signal stops it at once.
+        isolate: run each job in a forked child process (True), or only jobs
+            of the listed queues, so a segfault, ``os._exit`` or memory blow-up
+            fails the job and not the worker; its timeout then kills the child.
+        job_memory_limit: with isolation, cap each child's address space at
+            this many bytes (a larger allocation raises MemoryError in the job).
     """
 
     def __init__(
@@ -105,6 +142,13 @@ class Worker:
         default_timeout: float = config.DEFAULT_TIMEOUT,
         result_ttl: int = config.DEFAULT_RESULT_TTL,
         failure_ttl: int = config.DEFAULT_FAILURE_TTL,
+        allow: Sequence[str] | str = (),
+        registry: FunctionRegistry = registry,
+        secret_key: bytes | None = None,
+        max_payload_size: int | None = None,
+        grace_period: float | None = 30.0,
+        isolate: bool | Sequence[str] = False,
+        job_memory_limit: int | None = None,
     ) -> None:
         if isinstance(queues, str):
             queues = [queues]
@@ -128,10 +172,38 @@ class Worker:
         self.default_timeout = default_timeout
         self.result_ttl = result_ttl
         self.failure_ttl = failure_ttl
+        allowed = AllowList(config.allowed_modules(), registry).modules
+        self.allow = AllowList((*allowed, *AllowList(allow).modules), registry)
+        self.secret_key = config.secret_key() if secret_key is None else secret_key
+        self.max_payload_size = (
+            config.max_payload_size() if max_payload_size is None else max_payload_size
+        )
+        if grace_period is not None:
+            check_seconds("grace_period", grace_period, minimum=0.0)
+        self.grace_period = grace_period
+        if isinstance(isolate, str):
+            isolate = [isolate]
+        self.isolate_all = isolate is True
+        self.isolated_queues: frozenset[str] = (
+            frozenset()
+            if isinstance(isolate, bool)
+            else frozenset(validate_queue_name(q) for q in isolate)
+        )
+        if (self.isolate_all or self.isolated_queues) and not hasattr(os, "fork"):
+            raise ConfigurationError("isolate needs os.fork, which this platform lacks")
+        if job_memory_limit is not None and (
+            not isinstance(job_memory_limit, int) or job_memory_limit <= 0
+        ):
+            raise ConfigurationError(
+                f"job_memory_limit must be a positive number of bytes, not {job_memory_limit!r}"
+            )
+        self.job_memory_limit = job_memory_limit
         self.stats = WorkerStats()
         self._stop = threading.Event()  # take no more jobs
         self._running_job = False
         self._heartbeat: Heartbeat | None = None
+        self._grace_timer: threading.Timer | None = None
+        self._grace_over = False
 
     def __repr__(self) -> str:
         return f"Worker({self.name!r}, queues={self.queue_names!r})"
@@ -176,6 +248,10 @@ class Worker:
             self._loop(burst, max_jobs, start_count)
         finally:
             self._stop.set()
+            if self._grace_timer is not None:
+                self._grace_timer.cancel()
+                self._grace_timer.join()
+                self._grace_timer = None
             heartbeat.stop()
             restore()
             logger.info(
@@ -285,26 +361,28 @@ class Worker:
             )
         return outcome.status
 
-    def _execute(self, delivery: Delivery) -> tuple[_Outcome, str, float]:
+    def _execute(self, delivery: Delivery) -> tuple[_Outcome, str, float]:  # noqa: PLR0911
         fields = delivery.fields or {}
-        started = time.monotonic()
+        label = "<undecodable>"
         try:
-            func_name, args, kwargs = decode_payload(self.serializer, fields.get(F_FUNC, b""))
-        except Exception as exc:  # DeserializationError, or a custom serializer's own error
-            label = "<undecodable>"
+            func_name, args, kwargs = self._decode(delivery.job_id, fields)
+        except _Refused as refused:
             logger.info("%s: %s (%s) started", delivery.queue, label, delivery.job_id)
-            return _failure("InvalidPayload", f"payload could not be decoded: {exc}"), label, 0.0
+            return refused.outcome, label, 0.0
         logger.info("%s: %s (%s) started", delivery.queue, func_name, delivery.job_id)
         timeout = _num(fields.get(F_TIMEOUT))
         if timeout is None or not timeout > 0:  # absent or garbled: the default, not "none"
             timeout = self.default_timeout
+        if self.isolate_all or delivery.queue in self.isolated_queues:
+            return self._execute_isolated(delivery, func_name, args, kwargs, timeout)
+        started = time.monotonic()
         self._running_job = True
         try:
             # The import is inside the timeout too: a module that hangs at import
             # time must not hang the worker.
             result = self._call(func_name, args, kwargs, timeout)
-        except FunctionLookupError as exc:
-            return _failure("FunctionLookupError", str(exc)), func_name, 0.0
+        except FunctionLookupError as exc:  # FunctionNotAllowed too: nothing was imported
+            return _failure(type(exc).__name__, str(exc)), func_name, 0.0
         except JobTimeout:
             return (
                 _Outcome(
@@ -321,7 +399,7 @@ class Worker:
             raise
         except BaseException as exc:  # a job's SystemExit/KeyboardInterrupt fails the job only
             return (
-                _Outcome(JobStatus.FAILED, error=_error_from_current(str(exc))),
+                _Outcome(JobStatus.FAILED, error=JobError.from_exception(exc)),
                 func_name,
                 time.monotonic() - started,
             )
@@ -336,12 +414,73 @@ class Worker:
                     "ResultSerializationError",
                     f"the job returned a {type(result).__qualname__} that the "
                     f"{self.serializer.name or type(self.serializer).__name__} serializer "
-                    f"cannot store: {exc}",
+                    f"cannot store: {safe_str(exc)}",
                 ),
                 func_name,
                 elapsed,
             )
         return _Outcome(JobStatus.FINISHED, result=encoded), func_name, elapsed
+
+    def _decode(
+        self, job_id: str, fields: dict[str, bytes]
+    ) -> tuple[str, list[Any], dict[str, Any]]:
+        """Check size and signature, then decode the payload; raise _Refused if bad."""
+        payload = fields.get(F_FUNC, b"")
+        if self.max_payload_size and len(payload) > self.max_payload_size:
+            raise _Refused(
+                _failure(
+                    "PayloadTooLarge",
+                    f"payload of {len(payload):,} bytes is above this worker's limit of "
+                    f"{self.max_payload_size:,} (max_payload_size); it was not decoded",
+                )
+            )
+        if self.secret_key:
+            try:
+                verify(self.secret_key, job_id, payload, fields.get(F_SIGNATURE))
+            except SignatureError as exc:
+                raise _Refused(_failure("InvalidSignature", str(exc))) from None
+        try:
+            return decode_payload(self.serializer, payload)
+        except Exception as exc:  # DeserializationError, or a custom serializer's own error
+            raise _Refused(
+                _failure("InvalidPayload", f"payload could not be decoded: {safe_str(exc)}")
+            ) from None
+
+    def _execute_isolated(
+        self,
+        delivery: Delivery,
+        func_name: str,
+        args: list[Any],
+        kwargs: dict[str, Any],
+        timeout: float,
+    ) -> tuple[_Outcome, str, float]:
+        started = time.monotonic()
+        self._running_job = True
+        try:
+            child = run_isolated(
+                lambda: self.allow.resolve(func_name),
+                args,
+                kwargs,
+                self.serializer,
+                timeout,
+                self.job_memory_limit,
+            )
+        except _ShutdownNow:
+            self._give_back(delivery)  # the child is already killed and reaped
+            raise
+        finally:
+            self._running_job = False
+        elapsed = time.monotonic() - started
+        if child.timed_out:
+            message = f"job exceeded its timeout of {timeout:g}s; its process was killed"
+            return (
+                _Outcome(JobStatus.TIMEOUT, error=JobError("JobTimeout", message, "")),
+                func_name,
+                elapsed,
+            )
+        if child.error is not None:
+            return _Outcome(JobStatus.FAILED, error=child.error), func_name, elapsed
+        return _Outcome(JobStatus.FINISHED, result=child.result), func_name, elapsed
 
     def _call(
         self,
@@ -352,9 +491,9 @@ class Worker:
     ) -> Any:
         if threading.current_thread() is not threading.main_thread():
             # SIGALRM reaches only the main thread: no timeout here.
-            return resolve_function(func_name)(*args, **kwargs)
+            return self.allow.resolve(func_name)(*args, **kwargs)
         with alarm(timeout):
-            return resolve_function(func_name)(*args, **kwargs)
+            return self.allow.resolve(func_name)(*args, **kwargs)
 
     def _record(self, delivery: Delivery, outcome: _Outcome) -> bool:
         """Write the outcome; False if the lease was lost and nothing was written."""
@@ -430,6 +569,14 @@ class Worker:
 
     # -- signals -------------------------------------------------------------
 
+    def _end_grace(self, signum: int) -> None:
+        """Timer thread: the grace period is over; interrupt the job in the main thread."""
+        if self._running_job:
+            self._grace_over = True
+            ident = threading.main_thread().ident
+            if ident is not None:
+                signal.pthread_kill(ident, signum)
+
     def _install_signal_handlers(self) -> Callable[[], None]:
         if threading.current_thread() is not threading.main_thread():
             return lambda: None
@@ -437,14 +584,34 @@ class Worker:
 
         def handler(signum: int, frame: FrameType | None) -> None:
             name = signal.Signals(signum).name
-            if not self._stop.is_set():
+            if self._grace_over:
+                self._grace_over = False
+                if self._running_job:
+                    logger.warning(
+                        "worker %s: grace period of %gs is over: stopping the current job "
+                        "and putting it back on its queue",
+                        self.name,
+                        self.grace_period,
+                    )
+                    raise _ShutdownNow
+            elif not self._stop.is_set():
+                grace = (
+                    "" if self.grace_period is None else f" (grace period {self.grace_period:g}s)"
+                )
                 logger.info(
-                    "worker %s got %s: finishing the current job, then exiting "
+                    "worker %s got %s: finishing the current job%s, then exiting "
                     "(send it again to stop now)",
                     self.name,
                     name,
+                    grace,
                 )
                 self._stop.set()
+                if self._running_job and self.grace_period is not None:
+                    self._grace_timer = threading.Timer(
+                        self.grace_period, self._end_grace, args=(signum,)
+                    )
+                    self._grace_timer.daemon = True
+                    self._grace_timer.start()
             elif self._running_job:
                 logger.warning(
                     "worker %s got %s again: stopping the current job and "
@@ -470,13 +637,6 @@ def _failure(kind: str, message: str) -> _Outcome:
 
 def _error_from_current(message: str) -> JobError:
     exc = sys.exc_info()[1]
-    kind = (
-        "UnknownError"
-        if exc is None
-        else (
-            f"{type(exc).__module__}.{type(exc).__qualname__}"
-            if type(exc).__module__ != "builtins"
-            else type(exc).__qualname__
-        )
-    )
-    return JobError(kind, message, traceback.format_exc())
+    if exc is None:
+        return JobError("UnknownError", message, "")
+    return JobError.from_exception(exc, message)

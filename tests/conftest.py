@@ -9,6 +9,7 @@ MYRQ_REQUIRE_REDIS_SERVER=1 (set by .ci/run), which makes them fail.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import fakeredis
@@ -18,6 +19,10 @@ import redis
 from myrq import config
 from myrq.backends import Broker, MemoryBroker, RedisBroker
 from myrq.testing.redis_server import RedisServer, RedisServerNotFound, require_server
+
+# Workers run only allow-listed functions; the suite's jobs live in the tests
+# package. Set in the environment so worker subprocesses inherit it.
+os.environ["MYRQ_ALLOW"] = "tests"
 
 
 @pytest.fixture(scope="session")

@@ -105,12 +105,12 @@ def test_queue_and_worker_run_a_job_on_the_configured_broker() -> None:
     configure(broker=SPEC)
     b = config.get_broker()
     try:
-        job = Queue("default", broker=b).enqueue("operator.add", 1, 2)
+        job = Queue("default", broker=b).enqueue("tests.jobs.add", 1, 2)
         assert Worker(["default"], broker=b).work(burst=True) == 1
         job.refresh()
         assert job.result == 3
         # Built without a broker argument, Queue and Worker find the same one in config.
-        job2 = Queue("default").enqueue("operator.mul", 6, 7)
+        job2 = Queue("default").enqueue("tests.jobs.add", 40, 2)
         assert Worker(["default"]).work(burst=True) == 1
         job2.refresh()
         assert job2.result == 42

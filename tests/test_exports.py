@@ -8,9 +8,10 @@ import myrq.serializers
 def test_top_level_exports() -> None:
     assert set(myrq.__all__) == {
         "BrokerConnectionError", "BrokerError", "ConfigurationError", "DeserializationError",
-        "FunctionLookupError", "InvalidJobError", "Job", "JobError", "JobExistsError",
-        "JobStatus", "JobTimeout", "MyrqError", "NoSuchJobError", "Queue",
-        "SerializationError", "Worker", "__version__", "configure",
+        "FunctionLookupError", "FunctionNotAllowed", "InvalidJobError", "Job", "JobError",
+        "JobExistsError", "JobStatus", "JobTimeout", "MyrqError", "NoSuchJobError",
+        "PayloadTooLargeError", "Queue", "SerializationError", "SignatureError", "Worker",
+        "__version__", "configure", "task",
     }  # fmt: skip
     for name in myrq.__all__:
         assert hasattr(myrq, name)
@@ -27,6 +28,10 @@ def test_backend_and_serializer_exports() -> None:
 
 
 def test_every_error_is_a_myrq_error() -> None:
-    errors = [getattr(myrq, n) for n in myrq.__all__ if n.endswith("Error") and n != "JobError"]
+    errors = [
+        getattr(myrq, n)
+        for n in myrq.__all__
+        if (n.endswith("Error") and n != "JobError") or n == "FunctionNotAllowed"
+    ]
     assert all(issubclass(e, myrq.MyrqError) for e in errors)
     assert not issubclass(myrq.JobTimeout, Exception)

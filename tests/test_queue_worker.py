@@ -305,7 +305,7 @@ def test_unimportable_function_fails_the_job(broker: Broker) -> None:
     q = Queue("default", broker=broker)
     missing_module = q.enqueue("no_such_module_xyz.func")
     missing_attr = q.enqueue("tests.jobs.no_such_function")
-    run(broker)
+    run(broker, allow=["no_such_module_xyz"])
     for job, needle in ((missing_module, "no_such_module_xyz"), (missing_attr, "no_such_function")):
         assert job.get_status() is JobStatus.FAILED
         assert job.error is not None and job.error.type == "FunctionLookupError"

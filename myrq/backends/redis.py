@@ -21,7 +21,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 import redis
 from redis.commands.core import Script
@@ -45,19 +45,29 @@ _GLOB_SPECIALS = str.maketrans({c: "\\" + c for c in "*?[]\\"})
 
 
 def redact_url(url: str) -> str:
-    """``url`` with any password replaced by ``***``, safe for logs."""
+    """``url`` with any password replaced by ``***``, safe for logs.
+
+    Both places redis-py reads a password from are covered: the user info
+    (``redis://user:password@host``) and query parameters such as
+    ``?password=...`` or ``?ssl_password=...``.
+    """
     try:
         parts = urlsplit(url)
     except ValueError:
         return "<unparsable url>"
-    if parts.password is None:
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = f"{parts.username or ''}:***@{netloc.rpartition('@')[2]}"
+    query = parts.query
+    if query:
+        query = "&".join(
+            f"{name}=***" if "password" in unquote_plus(name).lower() and sep else item
+            for item in query.split("&")
+            for name, sep, _ in [item.partition("=")]
+        )
+    if netloc == parts.netloc and query == parts.query:
         return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    netloc = f"{user}:***@{host}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def _load_script(client: redis.Redis, name: str) -> Script:
@@ -151,6 +161,15 @@ class RedisBroker(Broker):
     def _translate(self) -> Iterator[None]:
         try:
             yield
+        except (redis.AuthenticationError, redis.exceptions.AuthorizationError) as exc:
+            # Subclasses of ConnectionError in redis-py: the server is there but
+            # refused the credentials. Still a BrokerConnectionError (the step was
+            # not done), with a message that says what to fix.
+            raise BrokerConnectionError(
+                f"Redis at {self.url} refused the login: {exc} Check the user name and "
+                "password in the URL (redis://user:password@host:port/db) and the ACL "
+                "user on the server"
+            ) from exc
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise BrokerConnectionError(
                 f"cannot reach Redis at {self.url}: {exc}. Check that redis-server is running "

@@ -3,6 +3,9 @@
 The server listens only on a unix socket in a fresh temporary directory (no
 TCP port, so it can never clash with another run or the shared 6379), keeps
 nothing on disk unless asked, and is killed on :meth:`RedisServer.stop`.
+Fault tests ask for persistence (``appendfsync=``, ``save=``), SIGKILL the
+server with :meth:`RedisServer.kill` and bring it back on the same socket and
+data directory with :meth:`RedisServer.restart`.
 """
 
 from __future__ import annotations
@@ -32,10 +35,23 @@ class RedisServer:
 
     Args:
         port: also listen on this TCP port on 127.0.0.1 (0: unix socket only).
-        extra: more ``redis-server`` arguments, e.g. ``["--appendonly", "yes"]``.
+        extra: more ``redis-server`` arguments, given last (they override the others).
+        save: RDB snapshot rules (``--save``): ``""`` none (the default), ``None``
+            Redis's own default (``3600 1 300 100 60 10000``), or e.g. ``"60 1000"``.
+        appendfsync: ``None`` for no append-only file (the default), or
+            ``"always"``, ``"everysec"`` or ``"no"`` to turn it on with that fsync policy.
     """
 
-    def __init__(self, port: int = 0, extra: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        port: int = 0,
+        extra: list[str] | None = None,
+        *,
+        save: str | None = "",
+        appendfsync: str | None = None,
+    ) -> None:
+        if appendfsync not in (None, "always", "everysec", "no"):
+            raise ValueError(f"appendfsync must be always, everysec or no, not {appendfsync!r}")
         binary = shutil.which("redis-server")
         if binary is None:
             raise RedisServerNotFound(
@@ -44,6 +60,8 @@ class RedisServer:
         self.binary = binary
         self.port = port
         self.extra = list(extra or [])
+        self.save = save
+        self.appendfsync = appendfsync
         self.dir = Path(tempfile.mkdtemp(prefix="myrq-redis-"))
         self.socket = self.dir / "redis.sock"
         self.process: subprocess.Popen[bytes] | None = None
@@ -56,7 +74,17 @@ class RedisServer:
     def tcp_url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
+    @property
+    def pid(self) -> int | None:
+        """The running server's process id (None before start)."""
+        return self.process.pid if self.process is not None else None
+
     def start(self, timeout: float = 10.0) -> RedisServer:
+        persistence = [] if self.save is None else ["--save", self.save]
+        if self.appendfsync is None:
+            persistence += ["--appendonly", "no"]
+        else:
+            persistence += ["--appendonly", "yes", "--appendfsync", self.appendfsync]
         args = [
             self.binary,
             "--port", str(self.port),
@@ -64,11 +92,12 @@ class RedisServer:
             "--unixsocket", str(self.socket),
             "--unixsocketperm", "700",
             "--dir", str(self.dir),
-            "--save", "",
-            "--appendonly", "no",
+            *persistence,
             "--logfile", str(self.dir / "redis.log"),
             *self.extra,
         ]  # fmt: skip
+        if self.process is not None and self.process.stderr:
+            self.process.stderr.close()  # a restart: the old process's pipe
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -98,6 +127,14 @@ class RedisServer:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait(timeout=10)
+
+    def restart(self, timeout: float = 10.0) -> RedisServer:
+        """SIGKILL the server if it runs, then start it again with the same
+        settings, socket and directory: it reloads whatever its persistence
+        settings kept (its append-only file or RDB snapshot), nothing else.
+        """
+        self.kill()
+        return self.start(timeout)
 
     def stop(self) -> None:
         """Kill the server and remove its directory."""
