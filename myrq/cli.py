@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import sys
@@ -38,6 +39,54 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="worker name (default host.pid.random)")
     p.add_argument("--lease-ttl", type=float, default=60.0, metavar="SECONDS")
     p.add_argument("--max-jobs", type=int, metavar="N", help="exit after N jobs")
+    p.add_argument(
+        "--max-attempts",
+        type=int,
+        default=3,
+        metavar="N",
+        help="claims after which a job whose worker keeps dying fails as abandoned (0: no limit)",
+    )
+    p.add_argument(
+        "--allow",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="run functions defined in MODULE and its submodules (repeatable; adds to MYRQ_ALLOW)",
+    )
+    p.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import MODULE at start, so its @myrq.task functions may run (repeatable)",
+    )
+    p.add_argument(
+        "--grace-period",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="after SIGTERM, let the current job run this long before putting it back "
+        "(default 30; negative: no limit)",
+    )
+    p.add_argument(
+        "--isolate",
+        action="store_true",
+        help="run each job in a forked child process (a crash fails the job, not the worker)",
+    )
+    p.add_argument(
+        "--isolate-queue",
+        action="append",
+        default=[],
+        metavar="QUEUE",
+        help="run jobs of QUEUE in a child process (repeatable)",
+    )
+    p.add_argument(
+        "--job-memory-limit",
+        type=int,
+        metavar="BYTES",
+        help="with isolation, cap each job process's address space",
+    )
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
 
     p = sub.add_parser("enqueue", help="enqueue a job and print its id")
@@ -78,12 +127,22 @@ def cmd_worker(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    for module in args.imports:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise MyrqError(f"--import {module}: {exc}") from None
     worker = Worker(
         args.queues or ["default"],
         broker=_broker(args),
         serializer=args.serializer,
         name=args.name,
         lease_ttl=args.lease_ttl,
+        max_attempts=args.max_attempts,
+        allow=args.allow,
+        grace_period=None if args.grace_period < 0 else args.grace_period,
+        isolate=True if args.isolate else args.isolate_queue,
+        job_memory_limit=args.job_memory_limit,
     )
     worker.broker.ping()
     worker.work(burst=args.burst, max_jobs=args.max_jobs)

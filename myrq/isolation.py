@@ -35,6 +35,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+from myrq.exceptions import FunctionLookupError
 from myrq.job import JobError, safe_str
 from myrq.serializers import Serializer
 
@@ -114,6 +115,8 @@ def _child(  # noqa: PLR0917 - one internal caller
             resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
         try:
             result = resolve()(*args, **kwargs)
+        except FunctionLookupError as exc:  # reported as the worker does in-process
+            message = b"E" + JobError(type(exc).__name__, str(exc), "").to_bytes()
         except BaseException as exc:  # the job's own SystemExit too: it fails the job
             message = b"E" + JobError.from_exception(exc).to_bytes()
         else:

@@ -86,3 +86,45 @@ class Maths:
 
     def square(self, x: int) -> int:
         return x * x
+
+
+# -- for the allow-list, isolation and bad-exception tests ----------------------------
+
+# Re-exported on purpose: the allow-list must refuse tests.jobs.system.
+from os import system  # noqa: E402, F401
+
+
+def segfault() -> None:
+    import ctypes
+
+    ctypes.string_at(0)
+
+
+def hard_exit(code: int) -> None:
+    os._exit(code)
+
+
+def hog_memory(megabytes: int) -> int:
+    block = bytearray(megabytes * 1024 * 1024)
+    return len(block)
+
+
+def pid() -> int:
+    return os.getpid()
+
+
+class UnprintableError(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("__str__ is broken too")
+
+    def __repr__(self) -> str:
+        raise RuntimeError("__repr__ is broken too")
+
+
+def raise_unprintable() -> None:
+    raise UnprintableError
+
+
+def return_unencodable() -> object:
+    return object()
+
