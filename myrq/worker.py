@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
 from myrq import config
 from myrq.backends import Broker, Delivery, RedisBroker
@@ -54,6 +54,7 @@ from myrq.status import JobStatus
 from myrq.timeouts import alarm, check_seconds, ttl_for_broker
 
 logger = logging.getLogger("myrq.worker")
+_T = TypeVar("_T")
 
 #: Consecutive broker failures after which a burst worker gives up (about 3 s of backoff).
 _BURST_RETRIES = 5
@@ -269,38 +270,45 @@ class Worker:
     def _loop(self, burst: bool, max_jobs: int | None, start_count: int) -> None:
         backoff = 0.0
         failures = 0
-        while not self._stop.is_set():
-            if max_jobs is not None and self.stats.processed - start_count >= max_jobs:
-                return
-            try:
-                deliveries = self.broker.dequeue(
-                    self.queue_names,
-                    self.name,
-                    self.lease_ttl,
-                    timeout=0 if burst else self.idle_wait,
-                )
-                backoff = failures = 0
-            except BrokerError as exc:
-                # Unreachable, or refused (e.g. a queue key of the wrong type):
-                # back off and try again; never die of it. A burst worker, which
-                # is meant to finish, gives up after about 3 s of failures.
-                failures += 1
-                if burst and failures > _BURST_RETRIES:
-                    raise
-                backoff = min(max(backoff * 2, 0.1), 5.0)
-                logger.warning(
-                    "worker %s: could not take a job (%s); retrying in %.1fs",
-                    self.name, exc, backoff,
-                )  # fmt: skip
-                self._stop.wait(backoff)
-                continue
-            if not deliveries:
-                if burst:
+        pending: list[Delivery] = []  # claimed (leased to us) and not yet run
+        try:
+            while not self._stop.is_set():
+                done = self.stats.processed - start_count
+                if max_jobs is not None and done >= max_jobs:
                     return
-                continue
-            for delivery in deliveries:
+                if not pending:
+                    try:
+                        pending = self.broker.dequeue(
+                            self.queue_names,
+                            self.name,
+                            self.lease_ttl,
+                            timeout=0 if burst else self.idle_wait,
+                        )
+                        backoff = failures = 0
+                    except BrokerError as exc:
+                        # Unreachable, or refused (e.g. a queue key of the wrong type):
+                        # back off and try again; never die of it. A burst worker, which
+                        # is meant to finish, gives up after about 3 s of failures.
+                        failures += 1
+                        if burst and failures > _BURST_RETRIES:
+                            raise
+                        backoff = min(max(backoff * 2, 0.1), 5.0)
+                        logger.warning(
+                            "worker %s: could not take a job (%s); retrying in %.1fs",
+                            self.name, exc, backoff,
+                        )  # fmt: skip
+                        self._stop.wait(backoff)
+                        continue
+                    if not pending:
+                        if burst:
+                            return
+                        continue
+                delivery = pending.pop(0)
+                # Take the next job in the same round trip that records this one,
+                # unless more are in hand or the worker is about to stop.
+                chain = not pending and (max_jobs is None or done + 1 < max_jobs)
                 try:
-                    self.process(delivery)
+                    _, following = self._process(delivery, chain)
                 except _ShutdownNow:
                     return
                 except Exception:
@@ -309,9 +317,21 @@ class Worker:
                     logger.exception(
                         "worker %s: error while handling job %s", self.name, delivery.job_id
                     )
+                    continue
+                pending.extend(following)
+        finally:
+            # Jobs claimed but not started go back to the front of their queues
+            # now, rather than waiting for their leases to expire.
+            for delivery in pending:
+                if delivery.claimed:
+                    self._give_back(delivery)
 
     def process(self, delivery: Delivery) -> JobStatus | None:
         """Run one delivery and record its outcome. Returns the final status."""
+        return self._process(delivery, chain=False)[0]
+
+    def _process(self, delivery: Delivery, chain: bool) -> tuple[JobStatus | None, list[Delivery]]:
+        """Run a delivery and record it; with ``chain``, claim the next job in the same step."""
         if not delivery.claimed:
             self.stats.skipped += 1
             if delivery.fields is None:
@@ -329,7 +349,7 @@ class Worker:
                     delivery.job_id,
                     status,
                 )
-            return None
+            return None, []
         assert delivery.token is not None and delivery.fields is not None
         if self._heartbeat is not None:
             self._heartbeat.hold(delivery)
@@ -338,13 +358,17 @@ class Worker:
         finally:
             if self._heartbeat is not None:
                 self._heartbeat.hold(None)
-        if not self._record(delivery, outcome):
-            return None
+        chain = chain and not self._stop.is_set()
+        written, following = self._record(delivery, outcome, chain)
+        if not written:
+            return None, following
         if outcome.status is JobStatus.FINISHED:
             self.stats.finished += 1
-            logger.info(
-                "%s: %s (%s) finished in %.3fs", delivery.queue, func_name, delivery.job_id, elapsed
-            )
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug(
+                    "%s: %s (%s) finished in %.3fs",
+                    delivery.queue, func_name, delivery.job_id, elapsed,
+                )  # fmt: skip
         else:
             if outcome.status is JobStatus.TIMEOUT:
                 self.stats.timed_out += 1
@@ -359,7 +383,7 @@ class Worker:
                 elapsed,
                 outcome.error,
             )
-        return outcome.status
+        return outcome.status, following
 
     def _execute(self, delivery: Delivery) -> tuple[_Outcome, str, float]:  # noqa: PLR0911
         fields = delivery.fields or {}
@@ -369,7 +393,8 @@ class Worker:
         except _Refused as refused:
             logger.info("%s: %s (%s) started", delivery.queue, label, delivery.job_id)
             return refused.outcome, label, 0.0
-        logger.info("%s: %s (%s) started", delivery.queue, func_name, delivery.job_id)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("%s: %s (%s) started", delivery.queue, func_name, delivery.job_id)
         timeout = _num(fields.get(F_TIMEOUT))
         if timeout is None or not timeout > 0:  # absent or garbled: the default, not "none"
             timeout = self.default_timeout
@@ -495,8 +520,14 @@ class Worker:
         with alarm(timeout):
             return self.allow.resolve(func_name)(*args, **kwargs)
 
-    def _record(self, delivery: Delivery, outcome: _Outcome) -> bool:
-        """Write the outcome; False if the lease was lost and nothing was written."""
+    def _record(
+        self, delivery: Delivery, outcome: _Outcome, chain: bool = False
+    ) -> tuple[bool, list[Delivery]]:
+        """Write the outcome (and with ``chain``, claim the next job).
+
+        Returns whether it was written (False: the lease was lost and nothing
+        was written) and the deliveries claimed.
+        """
         assert delivery.token is not None and delivery.fields is not None
         fields: dict[str, bytes] = {
             F_STATUS: outcome.status.value.encode(),
@@ -513,9 +544,22 @@ class Worker:
             ttl_setting = _num(delivery.fields.get(F_FAILURE_TTL))
             default = self.failure_ttl
         ttl = ttl_for_broker(ttl_setting if ttl_setting is not None else default)
-        written = self._retry(
-            lambda: self.broker.finish(delivery.job_id, delivery.token or "", fields, ttl)
-        )
+        token = delivery.token or ""
+        following: list[Delivery] = []
+        if chain:
+            written, following = self._retry(
+                lambda: self.broker.finish_and_dequeue(
+                    delivery.job_id,
+                    token,
+                    fields,
+                    ttl,
+                    queues=self.queue_names,
+                    worker=self.name,
+                    lease=self.lease_ttl,
+                )
+            )
+        else:
+            written = self._retry(lambda: self.broker.finish(delivery.job_id, token, fields, ttl))
         if not written:
             self.stats.lost_leases += 1
             logger.warning(
@@ -525,9 +569,9 @@ class Worker:
                 delivery.job_id,
                 outcome.status.value,
             )
-        return written
+        return written, following
 
-    def _retry(self, step: Callable[[], bool]) -> bool:
+    def _retry(self, step: Callable[[], _T]) -> _T:
         """Run a broker step, retrying through connection errors for up to half a lease."""
         deadline = time.monotonic() + self.lease_ttl / 2
         delay = 0.05

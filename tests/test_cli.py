@@ -35,7 +35,7 @@ def test_enqueue_worker_job_and_info(redis_server: RedisServer, redis_client: re
     assert info.returncode == 0, info.stderr
     assert "math" in info.stdout and "pending" in info.stdout
 
-    work = myrq("worker", "math", "--burst", "--broker", url)
+    work = myrq("worker", "math", "--burst", "--broker", url, "--log-level", "DEBUG")
     assert work.returncode == 0, work.stderr
     assert f"math: tests.jobs.add ({job_id}) finished" in work.stdout + work.stderr
 

@@ -338,16 +338,21 @@ def test_json_worker_never_unpickles_a_pickle_payload(broker: Broker) -> None:
     assert job.error is not None and job.error.type == "InvalidPayload"
 
 
-def test_worker_logs_one_line_per_job_start_and_end(
+def test_worker_logs_job_lines_at_debug_and_failures_at_info(
     broker: Broker, caplog: pytest.LogCaptureFixture
 ) -> None:
-    job = Queue("default", broker=broker).enqueue(jobs.add, 1, 2)
-    with caplog.at_level(logging.INFO, logger="myrq"):
+    q = Queue("default", broker=broker)
+    job = q.enqueue(jobs.add, 1, 2)
+    bad = q.enqueue(jobs.fail, "nope")
+    with caplog.at_level(logging.DEBUG, logger="myrq"):
         run(broker)
-    lines = [r.getMessage() for r in caplog.records if job.id in r.getMessage()]
-    assert len(lines) == 2
-    assert lines[0].endswith("started") and " finished in " in lines[1]
+    lines = [r for r in caplog.records if job.id in r.getMessage()]
+    assert [r.levelno for r in lines] == [logging.DEBUG, logging.DEBUG]
+    assert lines[0].getMessage().endswith("started") and " finished in " in lines[1].getMessage()
     assert all(r.name.startswith("myrq") for r in caplog.records)
+    # No per-job line above DEBUG for a finished job (the hot path); a failure is news.
+    failed = [r for r in caplog.records if bad.id in r.getMessage() and r.levelno >= logging.INFO]
+    assert len(failed) == 1 and "failed" in failed[0].getMessage()
 
 
 def test_late_write_after_delete_does_not_resurrect_the_job(broker: Broker) -> None:

@@ -182,7 +182,8 @@ class Broker(ABC):
         """Record a claimed job's outcome and end its lease. Atomic.
 
         ``fields`` (which include the final ``status``) are written into the
-        record and the ``lease`` field is removed. ``ttl`` sets the record's
+        record; the lease ends (the ``lease`` field may stay, holding nothing
+        once the status is final). ``ttl`` sets the record's
         lifetime from now: ``None`` keeps it forever, ``0`` deletes it at once.
 
         Returns:
@@ -190,6 +191,30 @@ class Broker(ABC):
             (fencing: a worker that lost its lease cannot overwrite the state
             another worker set, nor re-create a deleted record).
         """
+
+    def finish_and_dequeue(
+        self,
+        job_id: str,
+        token: str,
+        fields: Fields,
+        ttl: float | None,
+        *,
+        queues: Sequence[str],
+        worker: str,
+        lease: float,
+        count: int = 1,
+    ) -> tuple[bool, list[Delivery]]:
+        """:meth:`finish` a job, then :meth:`dequeue` without blocking.
+
+        A busy worker's one step per job. Brokers that can should do both in
+        one round trip (the Redis broker runs one script); this default simply
+        calls the two. The finish is atomic on its own; the pair need not be.
+
+        Returns:
+            (what :meth:`finish` returned, what :meth:`dequeue` returned)
+        """
+        written = self.finish(job_id, token, fields, ttl)
+        return written, self.dequeue(queues, worker, lease, timeout=0, count=count)
 
     @abstractmethod
     def release(self, job_id: str, token: str) -> bool:

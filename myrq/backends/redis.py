@@ -29,8 +29,12 @@ from redis.connection import parse_url
 
 from myrq.backends.base import (
     ABANDONED_ERROR_TEMPLATE,
+    F_ATTEMPTS,
+    F_LEASE,
     F_QUEUE,
+    F_STARTED_AT,
     F_STATUS,
+    F_WORKER,
     Broker,
     Delivery,
     EnqueueRequest,
@@ -190,6 +194,8 @@ class RedisBroker(Broker):
         args: list[Any] = [job_id, queue, NOTIFY_CAP]
         for name, value in fields.items():
             args += (name, value)
+        if F_STATUS not in fields:
+            args += (F_STATUS, b"pending")
         return keys, args
 
     def enqueue(self, queue: str, job_id: str, fields: Fields) -> None:
@@ -212,6 +218,32 @@ class RedisBroker(Broker):
 
     # -- consuming ---------------------------------------------------------
 
+    def _claim_call(
+        self,
+        queues: Sequence[str],
+        worker: str,
+        lease: float,
+        count: int,
+        finish: tuple[str, str, Fields, float | None] | None = None,
+    ) -> tuple[int, list[Delivery]]:
+        keys = [self._leases_key]
+        for q in queues:
+            keys += (self.queue_key(q), self.notify_key(q))
+        # A fresh random nonce per call makes every lease token unique, even for
+        # the same worker re-claiming a released job within one millisecond.
+        nonce = secrets.token_hex(8)
+        args: list[Any] = [
+            self.prefix, worker, max(1, int(lease * 1000)), count, nonce, len(queues), *queues
+        ]  # fmt: skip
+        if finish is not None:
+            job_id, token, fields, ttl = finish
+            keys.append(self.job_key(job_id))
+            args += (job_id, token, _ttl_ms(ttl))
+            for name, value in fields.items():
+                args += (name, value)
+        raw = self._dequeue(keys=keys, args=args)
+        return int(raw[0]), self._parse_deliveries(raw[1:], worker)
+
     def dequeue(
         self,
         queues: Sequence[str],
@@ -220,16 +252,9 @@ class RedisBroker(Broker):
         timeout: float = 0,
         count: int = 1,
     ) -> list[Delivery]:
-        keys = [self._leases_key]
-        for q in queues:
-            keys += (self.queue_key(q), self.notify_key(q))
-        # A fresh random nonce per call makes every lease token unique, even for
-        # the same worker re-claiming a released job within one millisecond.
-        nonce = secrets.token_hex(8)
-        args: list[Any] = [self.prefix, worker, max(1, int(lease * 1000)), count, nonce, *queues]
         notify_keys = [self.notify_key(q) for q in queues]
         with self._translate():
-            out = self._parse_deliveries(self._dequeue(keys=keys, args=args))
+            _, out = self._claim_call(queues, worker, lease, count)
             deadline = time.monotonic() + timeout
             remaining = timeout
             while not out and remaining > 0:
@@ -238,19 +263,51 @@ class RedisBroker(Broker):
                 # At least 10 ms: Redis before 7.0.8 read a sub-millisecond timeout as 0,
                 # which means "block forever".
                 wait = max(min(remaining, self._max_block), 0.01)
-                self.client.blpop(notify_keys, timeout=wait)
-                out = self._parse_deliveries(self._dequeue(keys=keys, args=args))
+                self.client.blpop(notify_keys, timeout=wait)  # type: ignore[arg-type]
+                _, out = self._claim_call(queues, worker, lease, count)
                 remaining = deadline - time.monotonic()
         return out
 
+    def finish_and_dequeue(
+        self,
+        job_id: str,
+        token: str,
+        fields: Fields,
+        ttl: float | None,
+        *,
+        queues: Sequence[str],
+        worker: str,
+        lease: float,
+        count: int = 1,
+    ) -> tuple[bool, list[Delivery]]:
+        with self._translate():
+            written, out = self._claim_call(
+                queues, worker, lease, count, (job_id, token, fields, ttl)
+            )
+        return written == 1, out
+
     @staticmethod
-    def _parse_deliveries(raw: Any) -> list[Delivery]:
+    def _parse_deliveries(raw: Any, worker: str) -> list[Delivery]:
         out = []
-        for job_id, queue, token, flat in raw:
+        for job_id, queue, token, flat, *claim in raw:
             fields = None
             if flat:
                 it = iter(flat)
                 fields = {_s(k): _b(v) for k, v in zip(it, it, strict=True)}
+            if token and fields is not None:
+                # The script returns the record as it was before the claim, and
+                # what the claim wrote, instead of reading the record again.
+                started_at, attempts = claim
+                fields.update(
+                    {
+                        F_STATUS: b"running",
+                        F_STARTED_AT: _b(started_at),
+                        F_WORKER: worker.encode(),
+                        F_LEASE: _b(token),
+                        F_QUEUE: _b(queue),
+                        F_ATTEMPTS: str(attempts).encode(),
+                    }
+                )
             out.append(Delivery(_s(job_id), _s(queue), _s(token) if token else None, fields))
         return out
 
@@ -264,8 +321,7 @@ class RedisBroker(Broker):
             )
 
     def finish(self, job_id: str, token: str, fields: Fields, ttl: float | None) -> bool:
-        ttl_ms = -1 if ttl is None else max(0, int(ttl * 1000))
-        args: list[Any] = [job_id, token, ttl_ms]
+        args: list[Any] = [job_id, token, _ttl_ms(ttl)]
         for name, value in fields.items():
             args += (name, value)
         with self._translate():
@@ -405,3 +461,8 @@ def _describe(client: redis.Redis) -> str:
     if "host" in kw:
         return f"redis://{kw['host']}:{kw.get('port', 6379)}/{kw.get('db', 0)}"
     return type(client).__name__
+
+
+def _ttl_ms(ttl: float | None) -> int:
+    """A record lifetime for the scripts: -1 keep forever, 0 delete now, else ms."""
+    return -1 if ttl is None else max(0, int(ttl * 1000))
