@@ -40,7 +40,7 @@ def main() -> None:
         client = redis.Redis.from_url(server.url)
         broker = RedisBroker(client)
         queue = Queue("bench", broker=broker, result_ttl=0)
-        worker = Worker(["bench"], broker=broker)
+        worker = Worker(["bench"], broker=broker, allow=["operator"])
 
         def ping() -> None:
             for _ in range(n):

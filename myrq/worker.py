@@ -560,6 +560,9 @@ class Worker:
             )
         else:
             written = self._retry(lambda: self.broker.finish(delivery.job_id, token, fields, ttl))
+        if not written and self._already_written(delivery.job_id, fields, ttl):
+            # A retry after a lost reply, fenced out by our own first write.
+            written = True
         if not written:
             self.stats.lost_leases += 1
             logger.warning(
@@ -570,6 +573,18 @@ class Worker:
                 outcome.status.value,
             )
         return written, following
+
+    def _already_written(self, job_id: str, fields: dict[str, bytes], ttl: float | None) -> bool:
+        """True if the record holds exactly the outcome we sent (its status and end time)."""
+        if ttl == 0:
+            return False  # a deleted record cannot tell us; report the lost lease
+        try:
+            current = self.broker.get(job_id)
+        except BrokerError:
+            return False
+        return current is not None and all(
+            current.get(k) == fields[k] for k in (F_STATUS, F_ENDED_AT)
+        )
 
     def _retry(self, step: Callable[[], _T]) -> _T:
         """Run a broker step, retrying through connection errors for up to half a lease."""

@@ -9,7 +9,7 @@
 --          {id, queue, token or false, flat record or false[, started_at, attempts]}, ...}.
 -- The record returned for a claimed job is as read before the claim; the
 -- caller applies the fields the claim wrote (status, started_at, worker,
--- lease, queue, attempts), so a claim costs LPOP, HGETALL, HSET, PERSIST, ZADD.
+-- lease, queue, attempts), so a claim costs LPOP, HGETALL, HSET and ZADD.
 local prefix, worker = ARGV[1], ARGV[2]
 local lease_ms, count, nonce = tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
 local nqueues = tonumber(ARGV[6])
@@ -58,25 +58,30 @@ for i = 1, nqueues do
       -- No record (or not a hash, which no myrq client writes): report, touch nothing.
       out[#out + 1] = {id, qname, false, false}
     else
-      local status, attempts = nil, 0
+      local status, attempts, foreign = nil, 0, true
       for j = 1, #flat, 2 do
         if flat[j] == 'status' then
           status = flat[j + 1]
         elseif flat[j] == 'attempts' then
           attempts = tonumber(flat[j + 1]) or 0
+        elseif flat[j] == 'queue' then
+          foreign = false
         end
       end
       if status == 'running' or status == 'finished' or status == 'failed' or status == 'timeout' then
         out[#out + 1] = {id, qname, false, flat}
       else
         local token = worker .. ':' .. nonce .. ':' .. claimed
-        -- 'queue' records where the id came from (foreign clients may not set it);
-        -- PERSIST undoes an expiry a foreign client put on a queued record (the
-        -- original design gave every record one hour).
+        -- 'queue' records where the id came from (foreign clients may not set it).
         attempts = math.max(0, math.min(math.floor(attempts), 1e9)) + 1
         redis.call('HSET', jkey, 'status', 'running', 'started_at', started,
                    'worker', worker, 'lease', token, 'queue', qname, 'attempts', attempts)
-        redis.call('PERSIST', jkey)
+        if foreign then
+          -- Written by another client (no 'queue' field): undo any expiry it set
+          -- (the original design gave every record one hour), so the record
+          -- cannot vanish while it runs. myrq's own queued records have none.
+          redis.call('PERSIST', jkey)
+        end
         redis.call('ZADD', KEYS[1], now_ms + lease_ms, id)
         out[#out + 1] = {id, qname, token, flat, started, attempts}
       end
