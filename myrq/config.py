@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from myrq.backends import Broker, broker_from_url, check_broker_spec
+from myrq.backends.redis import redact_url
 from myrq.exceptions import ConfigurationError
 from myrq.registry import check_module_prefixes
 from myrq.serializers import Serializer, resolve_serializer
@@ -56,13 +57,21 @@ _KNOWN_KEYS = frozenset(_ENV) - {"secret_key"}
 class Settings:
     """The resolved configuration. ``source`` says where each value came from."""
 
-    broker_url: str
+    broker_url: str = field(repr=False)  # may hold a password: see __repr__
     serializer: str
     key_prefix: str
     source: dict[str, str]
     allow: str = ""  # comma-separated module prefixes
     max_payload_size: str = str(DEFAULT_MAX_PAYLOAD_SIZE)
     secret_key: str = field(default="", repr=False)
+
+    def __repr__(self) -> str:
+        key = "***" if self.secret_key else ""
+        return (
+            f"Settings(broker_url={redact_url(self.broker_url)!r}, serializer={self.serializer!r}, "
+            f"key_prefix={self.key_prefix!r}, allow={self.allow!r}, "
+            f"max_payload_size={self.max_payload_size!r}, secret_key={key!r})"
+        )
 
 
 _lock = threading.Lock()

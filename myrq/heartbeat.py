@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 
 from myrq.backends import Broker, Delivery
 from myrq.exceptions import BrokerError
@@ -17,7 +18,7 @@ logger = logging.getLogger("myrq.worker")
 
 
 class Heartbeat:
-    """Every ``lease_ttl / 3`` seconds: renew the held job's lease, and reap."""
+    """Every ``lease_ttl / 3`` seconds: renew the held jobs' leases, and reap."""
 
     def __init__(
         self,
@@ -32,17 +33,23 @@ class Heartbeat:
         self.lease_ttl = lease_ttl
         self.max_attempts = max_attempts
         self.failure_ttl = failure_ttl
-        self._held: Delivery | None = None
+        self._held: list[Delivery] = []  # claimed and not started, or run and unwritten
+        self._running: Delivery | None = None
         self._lock = threading.Lock()
         self._halt = threading.Event()
         self._thread = threading.Thread(
             target=self._run, name=f"myrq-heartbeat-{worker_name}", daemon=True
         )
 
-    def hold(self, delivery: Delivery | None) -> None:
+    def hold(self, deliveries: Sequence[Delivery]) -> None:
+        """Renew these deliveries' leases from now on (besides the running job's)."""
+        with self._lock:
+            self._held = list(deliveries)
+
+    def running(self, delivery: Delivery | None) -> None:
         """Renew this delivery's lease from now on (None: no job is running)."""
         with self._lock:
-            self._held = delivery
+            self._running = delivery
 
     def start(self) -> None:
         self._thread.start()
@@ -59,9 +66,10 @@ class Heartbeat:
         # needs its lease. Only stop(), after the worker's loop returned, does.
         while not self._halt.wait(interval):
             with self._lock:
-                held = self._held
-            if held is not None and held.token is not None:
-                self._renew(held.job_id, held.token)
+                held = [self._running, *self._held]
+            for delivery in held:
+                if delivery is not None and delivery.token is not None:
+                    self._renew(delivery.job_id, delivery.token)
             self.reap()
 
     def _renew(self, job_id: str, token: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 import traceback
 from collections.abc import Mapping, Sequence
@@ -81,7 +82,7 @@ class JobError:
         try:
             data = json.loads(raw)
             return cls(str(data["type"]), str(data["message"]), str(data.get("traceback", "")))
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):
             return cls("UnknownError", raw.decode("utf-8", "replace"), "")
 
     def __str__(self) -> str:
@@ -131,17 +132,24 @@ def decode_payload(serializer: Serializer, raw: bytes) -> tuple[str, list[Any], 
 
 
 def _num(raw: bytes | None) -> float | None:
+    """A finite number from a record field, or None (absent, garbled, inf or nan)."""
     if raw is None or raw == b"":
         return None
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError:
         return None
+    return value if math.isfinite(value) else None
 
 
 def _when(raw: bytes | None) -> datetime | None:
     value = _num(raw)
-    return None if value is None else datetime.fromtimestamp(value, UTC)
+    if value is None:
+        return None
+    try:
+        return datetime.fromtimestamp(value, UTC)
+    except (OverflowError, ValueError, OSError):  # out of datetime's range
+        return None
 
 
 class Job:
@@ -384,7 +392,7 @@ class Job:
     @property
     def lease_token(self) -> str | None:
         raw = self._fields.get(F_LEASE)
-        return None if raw is None else raw.decode()
+        return None if raw is None else raw.decode("utf-8", "replace")
 
     @property
     def is_finished(self) -> bool:

@@ -19,7 +19,7 @@ def test_top_level_exports() -> None:
 
 def test_backend_and_serializer_exports() -> None:
     assert set(myrq.backends.__all__) == {
-        "Broker", "Delivery", "EnqueueRequest", "MemoryBroker", "Reaped", "RedisBroker",
+        "Broker", "Delivery", "EnqueueRequest", "Finish", "MemoryBroker", "Reaped", "RedisBroker",
         "broker_from_url", "register_scheme",
     }  # fmt: skip
     assert set(myrq.serializers.__all__) == {

@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable
 
 from myrq._imports import import_object
-from myrq.backends.base import Broker, Delivery, EnqueueRequest, Reaped
+from myrq.backends.base import Broker, Delivery, EnqueueRequest, Finish, Reaped
 from myrq.backends.memory import MemoryBroker
 from myrq.backends.redis import RedisBroker, check_redis_url, redact_url
 from myrq.exceptions import ConfigurationError
@@ -16,6 +16,7 @@ __all__ = [
     "Broker",
     "Delivery",
     "EnqueueRequest",
+    "Finish",
     "MemoryBroker",
     "Reaped",
     "RedisBroker",

@@ -18,7 +18,9 @@ Fields the broker itself reads or writes (all others it stores opaquely):
 ``attempts``    incremented by one each time the job is claimed
 ``started_at``  set on claim: seconds since the epoch, as decimal text
 ``worker``      set on claim: the claiming worker's name
-``lease``       the fencing token of the current claim; removed on finish/release
+``lease``       the fencing token of the current claim; removed on release (may stay on finish)
+``batch``       ``1`` when claimed by a ``dequeue`` of ``count > 1`` (brokers with batch_claims)
+``solo``        ``1`` once a batch claim was reaped: the job is only claimed alone from then on
 ``failure_ttl`` read when a reap fails an abandoned job: seconds to keep it (-1 forever, 0 none)
 ``ended_at``    set when a reap fails an abandoned job
 """
@@ -44,6 +46,8 @@ F_LEASE = "lease"
 F_ERROR = "error"
 F_ENDED_AT = "ended_at"
 F_FAILURE_TTL = "failure_ttl"
+F_BATCH = "batch"
+F_SOLO = "solo"
 
 #: Statuses a claim skips: the id is dropped from the queue and reported.
 UNCLAIMABLE = frozenset(
@@ -82,6 +86,16 @@ class Delivery:
         return self.token is not None
 
 
+@dataclass(frozen=True)
+class Finish:
+    """One outcome for :meth:`Broker.finish_many_and_dequeue`: the arguments of ``finish``."""
+
+    job_id: str
+    token: str
+    fields: Fields
+    ttl: float | None
+
+
 ReapOutcome = Literal["requeued", "failed", "missing"]
 
 
@@ -104,6 +118,14 @@ class Broker(ABC):
 
     #: A description safe to print (no passwords), e.g. ``redis://host:6379/0``.
     url: str = ""
+
+    #: True when the broker follows the batch rule, so a worker may claim
+    #: several jobs at once: a ``dequeue`` with ``count > 1`` sets ``batch=1``
+    #: on the jobs it claims; ``reap`` requeues such a job uncounted (its
+    #: worker died, and whether it had started is unknown) and sets
+    #: ``solo=1``; a solo job is claimed only alone. Without it a worker
+    #: claims one job at a time, so every attempt is counted exactly.
+    batch_claims: bool = False
 
     # -- producing ---------------------------------------------------------
 
@@ -192,28 +214,28 @@ class Broker(ABC):
             another worker set, nor re-create a deleted record).
         """
 
-    def finish_and_dequeue(
+    def finish_many_and_dequeue(
         self,
-        job_id: str,
-        token: str,
-        fields: Fields,
-        ttl: float | None,
+        finishes: Sequence[Finish],
         *,
         queues: Sequence[str],
         worker: str,
         lease: float,
         count: int = 1,
-    ) -> tuple[bool, list[Delivery]]:
-        """:meth:`finish` a job, then :meth:`dequeue` without blocking.
+    ) -> tuple[list[bool], list[Delivery]]:
+        """:meth:`finish` each of ``finishes``, then :meth:`dequeue` without blocking.
 
-        A busy worker's one step per job. Brokers that can should do both in
-        one round trip (the Redis broker runs one script); this default simply
-        calls the two. The finish is atomic on its own; the pair need not be.
+        A busy worker's one step per batch of jobs. Brokers that can should do
+        it all in one round trip (the Redis broker runs one script); this
+        default calls the two. Each finish is atomic on its own; the whole
+        need not be. ``count=0`` claims nothing.
 
         Returns:
-            (what :meth:`finish` returned, what :meth:`dequeue` returned)
+            what :meth:`finish` returned for each, and what :meth:`dequeue` returned
         """
-        written = self.finish(job_id, token, fields, ttl)
+        written = [self.finish(f.job_id, f.token, f.fields, f.ttl) for f in finishes]
+        if count < 1:
+            return written, []
         return written, self.dequeue(queues, worker, lease, timeout=0, count=count)
 
     @abstractmethod

@@ -15,11 +15,13 @@ from collections.abc import Iterator, Sequence
 
 from myrq.backends.base import (
     F_ATTEMPTS,
+    F_BATCH,
     F_ENDED_AT,
     F_ERROR,
     F_FAILURE_TTL,
     F_LEASE,
     F_QUEUE,
+    F_SOLO,
     F_STARTED_AT,
     F_STATUS,
     F_WORKER,
@@ -36,6 +38,8 @@ from myrq.exceptions import JobExistsError
 
 class MemoryBroker(Broker):
     """A broker that keeps everything in this process's memory."""
+
+    batch_claims = True
 
     def __init__(self, url: str = "memory://") -> None:
         self.url = url
@@ -96,6 +100,7 @@ class MemoryBroker(Broker):
     ) -> list[Delivery]:
         out: list[Delivery] = []
         now = time.time()
+        batch = b"1" if count > 1 else b"0"
         for name in queues:
             q = self._queues.get(name)
             while q and len(out) < count:
@@ -107,7 +112,13 @@ class MemoryBroker(Broker):
                 if rec.get(F_STATUS, b"").decode("utf-8", "replace") in UNCLAIMABLE:
                     out.append(Delivery(job_id, name, None, dict(rec)))
                     continue
-                attempts = _int(rec.get(F_ATTEMPTS)) + 1
+                solo = rec.get(F_SOLO) == b"1"
+                if solo and out:
+                    q.appendleft(job_id)  # runs alone: first in line for the next claim
+                    return out
+                if solo:
+                    count = 1
+                attempts = min(max(_int(rec.get(F_ATTEMPTS)), 0), 10**9) + 1
                 token = f"{worker}:{attempts}:{next(self._tokens)}"
                 rec.update(
                     {
@@ -117,6 +128,7 @@ class MemoryBroker(Broker):
                         F_WORKER: worker.encode(),
                         F_LEASE: token.encode(),
                         F_QUEUE: name.encode(),
+                        F_BATCH: b"0" if solo else batch,
                     }
                 )
                 self._expires.pop(job_id, None)
@@ -195,7 +207,14 @@ class MemoryBroker(Broker):
                     continue
                 attempts = _int(rec.get(F_ATTEMPTS))
                 queue = rec.get(F_QUEUE, b"default").decode()
-                if max_attempts > 0 and attempts >= max_attempts:
+                if rec.get(F_BATCH) == b"1":
+                    # Claimed in a batch: whether it had started is unknown, so it
+                    # goes back uncounted and runs alone from now on.
+                    attempts = max(0, attempts - 1)
+                    rec.update({F_ATTEMPTS: str(attempts).encode(), F_BATCH: b"0", F_SOLO: b"1"})
+                    self._requeue(job_id, rec, front=False)
+                    out.append(Reaped(job_id, queue, "requeued", attempts))
+                elif max_attempts > 0 and attempts >= max_attempts:
                     rec.update(
                         {
                             F_STATUS: b"failed",

@@ -30,6 +30,7 @@ from redis.connection import parse_url
 from myrq.backends.base import (
     ABANDONED_ERROR_TEMPLATE,
     F_ATTEMPTS,
+    F_BATCH,
     F_LEASE,
     F_QUEUE,
     F_STARTED_AT,
@@ -39,6 +40,7 @@ from myrq.backends.base import (
     Delivery,
     EnqueueRequest,
     Fields,
+    Finish,
     Reaped,
 )
 from myrq.exceptions import BrokerConnectionError, BrokerError, ConfigurationError, JobExistsError
@@ -101,6 +103,8 @@ class RedisBroker(Broker):
             Jobs enqueued by myrq wake workers at once; this bounds how long a
             job pushed by a foreign client (which sends no wake-up) waits.
     """
+
+    batch_claims = True
 
     def __init__(
         self,
@@ -224,8 +228,8 @@ class RedisBroker(Broker):
         worker: str,
         lease: float,
         count: int,
-        finish: tuple[str, str, Fields, float | None] | None = None,
-    ) -> tuple[int, list[Delivery]]:
+        finishes: Sequence[Finish] = (),
+    ) -> tuple[list[bool], list[Delivery]]:
         keys = [self._leases_key]
         for q in queues:
             keys += (self.queue_key(q), self.notify_key(q))
@@ -233,16 +237,16 @@ class RedisBroker(Broker):
         # the same worker re-claiming a released job within one millisecond.
         nonce = secrets.token_hex(8)
         args: list[Any] = [
-            self.prefix, worker, max(1, int(lease * 1000)), count, nonce, len(queues), *queues
+            self.prefix, worker, max(1, int(lease * 1000)), count, nonce, len(queues), *queues,
+            len(finishes),
         ]  # fmt: skip
-        if finish is not None:
-            job_id, token, fields, ttl = finish
-            keys.append(self.job_key(job_id))
-            args += (job_id, token, _ttl_ms(ttl))
-            for name, value in fields.items():
+        for f in finishes:
+            keys.append(self.job_key(f.job_id))
+            args += (f.job_id, f.token, _ttl_ms(f.ttl), len(f.fields))
+            for name, value in f.fields.items():
                 args += (name, value)
         raw = self._dequeue(keys=keys, args=args)
-        return int(raw[0]), self._parse_deliveries(raw[1:], worker)
+        return [bool(w) for w in raw[0]], self._parse_deliveries(raw[1:], worker)
 
     def dequeue(
         self,
@@ -254,7 +258,7 @@ class RedisBroker(Broker):
     ) -> list[Delivery]:
         notify_keys = [self.notify_key(q) for q in queues]
         with self._translate():
-            _, out = self._claim_call(queues, worker, lease, count)
+            out = self._claim_call(queues, worker, lease, count)[1]
             deadline = time.monotonic() + timeout
             remaining = timeout
             while not out and remaining > 0:
@@ -264,27 +268,21 @@ class RedisBroker(Broker):
                 # which means "block forever".
                 wait = max(min(remaining, self._max_block), 0.01)
                 self.client.blpop(notify_keys, timeout=wait)  # type: ignore[arg-type]
-                _, out = self._claim_call(queues, worker, lease, count)
+                out = self._claim_call(queues, worker, lease, count)[1]
                 remaining = deadline - time.monotonic()
         return out
 
-    def finish_and_dequeue(
+    def finish_many_and_dequeue(
         self,
-        job_id: str,
-        token: str,
-        fields: Fields,
-        ttl: float | None,
+        finishes: Sequence[Finish],
         *,
         queues: Sequence[str],
         worker: str,
         lease: float,
         count: int = 1,
-    ) -> tuple[bool, list[Delivery]]:
+    ) -> tuple[list[bool], list[Delivery]]:
         with self._translate():
-            written, out = self._claim_call(
-                queues, worker, lease, count, (job_id, token, fields, ttl)
-            )
-        return written == 1, out
+            return self._claim_call(queues, worker, lease, count, finishes)
 
     @staticmethod
     def _parse_deliveries(raw: Any, worker: str) -> list[Delivery]:
@@ -297,7 +295,7 @@ class RedisBroker(Broker):
             if token and fields is not None:
                 # The script returns the record as it was before the claim, and
                 # what the claim wrote, instead of reading the record again.
-                started_at, attempts = claim
+                started_at, attempts, batch = claim
                 fields.update(
                     {
                         F_STATUS: b"running",
@@ -306,6 +304,7 @@ class RedisBroker(Broker):
                         F_LEASE: _b(token),
                         F_QUEUE: _b(queue),
                         F_ATTEMPTS: str(attempts).encode(),
+                        F_BATCH: _b(batch),
                     }
                 )
             out.append(Delivery(_s(job_id), _s(queue), _s(token) if token else None, fields))

@@ -1,4 +1,5 @@
 -- Requeue (or fail, past max attempts) jobs whose lease has expired.
+-- A job claimed in a batch (batch=1) is requeued uncounted and marked solo=1.
 -- KEYS: leases zset.
 -- ARGV: key prefix, limit, max attempts (0: no limit), notify cap, error format (%d: attempts),
 --       failure TTL ms for records without a failure_ttl field (-1: keep forever)
@@ -19,9 +20,21 @@ for _, id in ipairs(ids) do
   if redis.call('EXISTS', jkey) == 0 then
     out[#out + 1] = {id, false, 'missing', 0}
   else
-    local queue = redis.call('HGET', jkey, 'queue') or 'default'
-    local attempts = tonumber(redis.call('HGET', jkey, 'attempts') or '0') or 0
-    if max_attempts > 0 and attempts >= max_attempts then
+    local cur = redis.call('HMGET', jkey, 'queue', 'attempts', 'batch')
+    local queue = cur[1] or 'default'
+    local attempts = tonumber(cur[2] or '0') or 0
+    if cur[3] == '1' then
+      -- Claimed in a batch: whether it had started is unknown. Requeue it
+      -- uncounted, to run alone from now on (see dequeue.lua).
+      attempts = math.max(0, attempts - 1)
+      redis.call('HSET', jkey, 'status', 'pending', 'attempts', attempts, 'batch', '0', 'solo', '1')
+      redis.call('HDEL', jkey, 'lease', 'worker', 'started_at')
+      redis.call('RPUSH', prefix .. 'queue:' .. queue, id)
+      local nkey = prefix .. 'notify:' .. queue
+      redis.call('RPUSH', nkey, '1')
+      redis.call('LTRIM', nkey, -cap, -1)
+      out[#out + 1] = {id, queue, 'requeued', attempts}
+    elseif max_attempts > 0 and attempts >= max_attempts then
       redis.call('HSET', jkey, 'status', 'failed', 'ended_at', now_s,
                  'error', string.format(ARGV[5], attempts))
       redis.call('HDEL', jkey, 'lease')
