@@ -356,8 +356,9 @@ class Worker:
                     self._flush(done, claim=0)
             finally:
                 # Jobs claimed but not started go back to the front of their queues
-                # now, rather than waiting for their leases to expire.
-                for delivery in pending:
+                # now, rather than waiting for their leases to expire; last first,
+                # so that they keep their order.
+                for delivery in reversed(pending):
                     if delivery.claimed:
                         self._give_back(delivery)
                 self._hold((), ())

@@ -128,3 +128,12 @@ def raise_unprintable() -> None:
 def return_unencodable() -> object:
     return object()
 
+
+
+#: Set by a test to the worker its in-process jobs may stop.
+WORKER: Any = None
+
+
+def stop_worker() -> str:
+    WORKER.request_stop()
+    return "stopping"
