@@ -40,7 +40,7 @@ def main() -> None:
         client = redis.Redis.from_url(server.url)
         broker = RedisBroker(client)
         queue = Queue("bench", broker=broker, result_ttl=0)
-        worker = Worker(["bench"], broker=broker, allow=["operator"])
+        worker = Worker(["bench"], broker=broker, allow=["tests"])
 
         def ping() -> None:
             for _ in range(n):
@@ -48,10 +48,10 @@ def main() -> None:
 
         def enqueue() -> None:
             for i in range(n):
-                queue.enqueue("operator.add", i, i)
+                queue.enqueue("tests.jobs.add", i, i)
 
         def enqueue_many() -> None:
-            queue.enqueue_many([queue.prepare("operator.add", (i, i)) for i in range(n)])
+            queue.enqueue_many([queue.prepare("tests.jobs.add", (i, i)) for i in range(n)])
 
         def drain() -> None:
             worker.work(burst=True)

@@ -356,7 +356,7 @@ class RedisBroker(Broker):
 
     def get(self, job_id: str) -> dict[str, bytes] | None:
         with self._translate():
-            raw = self.client.hgetall(self.job_key(job_id))
+            raw = _v(self.client.hgetall(self.job_key(job_id)))
         return {_s(k): _b(v) for k, v in raw.items()} or None
 
     def delete(self, job_id: str) -> bool:
@@ -366,18 +366,18 @@ class RedisBroker(Broker):
 
     def queue_length(self, queue: str) -> int:
         with self._translate():
-            return int(self.client.llen(self.queue_key(queue)))
+            return int(_v(self.client.llen(self.queue_key(queue))))
 
     def queued_ids(self, queue: str, start: int = 0, stop: int = -1) -> list[str]:
         with self._translate():
-            return [_s(i) for i in self.client.lrange(self.queue_key(queue), start, stop)]
+            return [_s(i) for i in _v(self.client.lrange(self.queue_key(queue), start, stop))]
 
     def queue_names(self) -> list[str]:
         # The set has every queue myrq enqueued to; the scan adds queues that
         # foreign clients pushed to without registering them.
         head = self.queue_key("")
         with self._translate():
-            names = {_s(n) for n in self.client.smembers(self._queues_key)}
+            names = {_s(n) for n in _v(self.client.smembers(self._queues_key))}
             for key in self.client.scan_iter(match=head.translate(_GLOB_SPECIALS) + "*"):
                 names.add(_s(key)[len(head) :])
         return sorted(names)
@@ -391,7 +391,7 @@ class RedisBroker(Broker):
 
     def leased_ids(self) -> list[str]:
         with self._translate():
-            return [_s(i) for i in self.client.zrange(self._leases_key, 0, -1)]
+            return [_s(i) for i in _v(self.client.zrange(self._leases_key, 0, -1))]
 
     def status_counts(self) -> dict[str, int]:
         ids = list(self.job_ids())
@@ -415,7 +415,7 @@ class RedisBroker(Broker):
     def memory_policy(self) -> str | None:
         """Redis's ``maxmemory-policy``, or None if it cannot be read."""
         try:
-            value = self.client.config_get("maxmemory-policy").get("maxmemory-policy")
+            value = _v(self.client.config_get("maxmemory-policy")).get("maxmemory-policy")
         except redis.RedisError:
             return None
         return _s(value) if value is not None else None
@@ -465,3 +465,10 @@ def _describe(client: redis.Redis) -> str:
 def _ttl_ms(ttl: float | None) -> int:
     """A record lifetime for the scripts: -1 keep forever, 0 delete now, else ms."""
     return -1 if ttl is None else max(0, int(ttl * 1000))
+
+
+def _v(reply: Any) -> Any:
+    """A reply of the synchronous client. (redis-py 5 types replies as
+    ``Awaitable | value`` for its sync and async clients alike; this keeps
+    mypy --strict quiet on every redis-py version we support.)"""
+    return reply
