@@ -2,11 +2,11 @@
 
 >>> from myrq import Queue, Worker
 >>> q = Queue("default", broker="memory://")
->>> job = q.enqueue("operator.add", 1, 2)
->>> Worker(["default"], broker=q.broker, allow=["operator"]).work(burst=True)
+>>> job = q.enqueue("json.dumps", [1, 2])
+>>> Worker(["default"], broker=q.broker, allow=["json"]).work(burst=True)
 1
 >>> job.refresh(); job.result
-3
+'[1, 2]'
 """
 
 from __future__ import annotations

@@ -5,9 +5,12 @@
     MyrqError
     ├── ConfigurationError        bad config value: unknown URL scheme, serializer name, ...
     ├── InvalidJobError           a job that cannot be enqueued: lambda, bad id, bad option
+    │   └── PayloadTooLargeError  its encoded payload is above max_payload_size
     ├── SerializationError        a value the serializer cannot encode
     │   └── DeserializationError  bytes the serializer cannot decode
     ├── FunctionLookupError       a job's function name cannot be imported
+    │   └── FunctionNotAllowed    ... or is outside the worker's allow-list (nothing imported)
+    ├── SignatureError            a payload's signature is missing or wrong
     ├── NoSuchJobError            no job with that id
     └── BrokerError               the storage failed or refused
         ├── BrokerConnectionError the storage cannot be reached

@@ -5,7 +5,7 @@ With a secret key configured (``MYRQ_SECRET_KEY`` or
 ``sig`` field: HMAC-SHA256 over the job id and the payload bytes. A worker
 with the key checks it before anything is decoded, so a record written by
 someone who can reach Redis but does not hold the key (or copied from one job
-id to another) fails with ``InvalidSignature`` and its payload is never
+id to another) fails with ``SignatureError`` and its payload is never
 deserialized. This matters most with the pickle serializer, where decoding
 untrusted bytes runs code.
 

@@ -1,8 +1,10 @@
 """Worker: takes jobs from queues, runs them, records the outcome.
 
-One job at a time, in the worker's own process (no fork per job). While a job
-runs, a heartbeat thread renews its lease and reaps leases that other,
-dead workers left behind, so their jobs run again.
+One job at a time, in the worker's own process by default, or in a forked
+child per job with ``isolate``. While jobs are quick, a small batch is
+claimed at once and their outcomes are written together. A heartbeat thread
+renews the leases the worker holds and reaps leases that other, dead workers
+left behind, so their jobs run again.
 """
 
 from __future__ import annotations
@@ -56,6 +58,9 @@ from myrq.timeouts import alarm, check_seconds, ttl_for_broker
 
 logger = logging.getLogger("myrq.worker")
 _T = TypeVar("_T")
+
+#: The error type a timed-out job records, in process or isolated.
+_TIMEOUT_TYPE = f"{JobTimeout.__module__}.{JobTimeout.__qualname__}"
 
 #: Jobs quicker than this (seconds) let the worker prefetch a batch and write
 #: outcomes together; after a slower one it claims and writes one at a time.
@@ -220,6 +225,11 @@ class Worker:
         ):
             raise ConfigurationError(
                 f"job_memory_limit must be a positive number of bytes, not {job_memory_limit!r}"
+            )
+        if job_memory_limit is not None and not (self.isolate_all or self.isolated_queues):
+            raise ConfigurationError(
+                "job_memory_limit needs isolation (isolate=True or a list of queues): "
+                "only a job's own child process can be capped"
             )
         self.job_memory_limit = job_memory_limit
         if not isinstance(prefetch, int) or isinstance(prefetch, bool) or not 1 <= prefetch <= 1000:
@@ -526,12 +536,10 @@ class Worker:
 
     def _execute(self, delivery: Delivery) -> tuple[_Outcome, str, float]:  # noqa: PLR0911
         fields = delivery.fields or {}
-        label = "<undecodable>"
         try:
             func_name, args, kwargs = self._decode(delivery.job_id, fields)
         except _Refused as refused:
-            logger.info("%s: %s (%s) started", delivery.queue, label, delivery.job_id)
-            return refused.outcome, label, 0.0
+            return refused.outcome, "<refused>", 0.0
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("%s: %s (%s) started", delivery.queue, func_name, delivery.job_id)
         timeout = _num(fields.get(F_TIMEOUT))
@@ -593,7 +601,7 @@ class Worker:
         if self.max_payload_size and len(payload) > self.max_payload_size:
             raise _Refused(
                 _failure(
-                    "PayloadTooLarge",
+                    "PayloadTooLargeError",
                     f"payload of {len(payload):,} bytes is above this worker's limit of "
                     f"{self.max_payload_size:,} (max_payload_size); it was not decoded",
                 )
@@ -602,7 +610,7 @@ class Worker:
             try:
                 verify(self.secret_key, job_id, payload, fields.get(F_SIGNATURE))
             except SignatureError as exc:
-                raise _Refused(_failure("InvalidSignature", str(exc))) from None
+                raise _Refused(_failure("SignatureError", str(exc))) from None
         try:
             return decode_payload(self.serializer, payload)
         except Exception as exc:  # DeserializationError, or a custom serializer's own error
@@ -638,7 +646,7 @@ class Worker:
         if child.timed_out:
             message = f"job exceeded its timeout of {timeout:g}s; its process was killed"
             return (
-                _Outcome(JobStatus.TIMEOUT, error=JobError("JobTimeout", message, "")),
+                _Outcome(JobStatus.TIMEOUT, error=JobError(_TIMEOUT_TYPE, message, "")),
                 func_name,
                 elapsed,
             )
@@ -750,7 +758,9 @@ class Worker:
                     grace,
                 )
                 self._stop.set()
-                if self._running_job and self.grace_period is not None:
+                # Started even between jobs: one may be starting right now. At the
+                # end of the period, only a job still running is interrupted.
+                if self.grace_period is not None:
                     self._grace_timer = threading.Timer(
                         self.grace_period, self._end_grace, args=(signum,)
                     )

@@ -129,7 +129,6 @@ def return_unencodable() -> object:
     return object()
 
 
-
 #: Set by a test to the worker its in-process jobs may stop.
 WORKER: Any = None
 

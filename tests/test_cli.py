@@ -101,3 +101,22 @@ def test_demo_against_a_real_redis_server(
     assert result.returncode == 0, result.stdout + result.stderr
     assert "#1" in result.stdout and "all jobs ended as expected" in result.stdout
     assert redis_client.dbsize() <= 2  # the demo deletes its jobs (queue set, notify left)
+
+
+def test_worker_finds_allowed_modules_next_to_where_it_starts(
+    redis_server: RedisServer, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    (tmp_path / "cli_tasks_xyz.py").write_text("def triple(x):\n    return 3 * x\n")
+    url = redis_server.url
+    enq = myrq("enqueue", "cli_tasks_xyz.triple", "14", "--broker", url)
+    assert enq.returncode == 0, enq.stderr
+    # The installed console script, not `python -m` (which puts the cwd on sys.path itself).
+    script = Path(sys.executable).with_name("myrq")
+    work = subprocess.run(
+        [str(script), "worker", "--burst", "--broker", url, "--allow", "cli_tasks_xyz"],
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert work.returncode == 0, work.stderr
+    job = myrq("job", enq.stdout.strip(), "--broker", url)
+    assert "status: finished" in job.stdout and "result: 42" in job.stdout, job.stdout

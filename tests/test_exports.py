@@ -35,3 +35,10 @@ def test_every_error_is_a_myrq_error() -> None:
     ]
     assert all(issubclass(e, myrq.MyrqError) for e in errors)
     assert not issubclass(myrq.JobTimeout, Exception)
+
+
+def test_package_docstring_example_runs() -> None:
+    import doctest
+
+    result = doctest.testmod(myrq, verbose=False)
+    assert result.attempted >= 4 and result.failed == 0

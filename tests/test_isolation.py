@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from myrq import JobStatus, Queue, Worker
+from myrq import ConfigurationError, JobStatus, Queue, Worker
 from myrq.backends import Broker, MemoryBroker, RedisBroker
 from myrq.testing.redis_server import RedisServer
 from tests import jobs
@@ -86,6 +86,7 @@ def test_the_timeout_kills_an_isolated_job() -> None:
     assert time.monotonic() - started < 10
     assert stuck.get_status() is JobStatus.TIMEOUT
     assert stuck.error is not None and "killed" in stuck.error.message
+    assert stuck.error.type == "myrq.exceptions.JobTimeout"  # as when run in process
 
 
 def test_isolation_can_be_limited_to_some_queues() -> None:
@@ -206,3 +207,8 @@ def _alive(pid: int) -> bool:
             return f.read().split(")")[-1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_a_memory_limit_without_isolation_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="job_memory_limit needs isolation"):
+        Worker(["default"], broker="memory://", job_memory_limit=1024**3)

@@ -23,6 +23,7 @@ import redis
 
 from myrq import BrokerError, Job, JobStatus, Queue, Worker, configure
 from myrq.backends import RedisBroker
+from myrq.backends.redis import NOTIFY_CAP
 from myrq.config import get_broker
 from myrq.testing.redis_server import RedisServer
 from tests import jobs
@@ -325,3 +326,14 @@ def test_queue_names_include_queues_filled_by_foreign_clients(
     _seed_enqueue(redis_client, "seed-1", "tests.jobs.add", [1, 1])
     Queue("mine", broker=rbroker).enqueue(jobs.add, 1, 1)
     assert rbroker.queue_names() == ["default", "mine"]
+
+
+def test_wake_up_list_stays_bounded_when_a_queue_never_drains(
+    rbroker: RedisBroker, redis_client: redis.Redis
+) -> None:
+    q = Queue("default", broker=rbroker)
+    q.enqueue_many([q.prepare(jobs.add, (i, i)) for i in range(3 * NOTIFY_CAP)])
+    for i in range(NOTIFY_CAP):
+        q.enqueue(jobs.add, i, i)
+    assert rbroker.queue_length("default") == 4 * NOTIFY_CAP
+    assert 0 < redis_client.llen("myrq:notify:default") <= 2 * NOTIFY_CAP

@@ -219,7 +219,7 @@ def test_signed_jobs_run_and_tampered_ones_fail_before_decoding(
     assert good.get_status() is JobStatus.FINISHED and good.result == 3
     for job, needle in ((tampered, "wrong"), (unsigned, "no payload signature"), (moved, "wrong")):
         assert job.get_status() is JobStatus.FAILED
-        assert job.error is not None and job.error.type == "InvalidSignature"
+        assert job.error is not None and job.error.type == "SignatureError"
         assert needle in job.error.message
     assert not bomb_path.exists()
     assert w.stats.failed == 3
@@ -234,7 +234,7 @@ def test_a_worker_without_a_key_runs_signed_jobs_and_a_keyed_one_refuses_others(
     other_key = Queue("default", broker=broker, secret_key=b"k2").enqueue(jobs.add, 2, 2)
     run(broker, secret_key=b"k1")
     assert other_key.get_status() is JobStatus.FAILED
-    assert other_key.error is not None and other_key.error.type == "InvalidSignature"
+    assert other_key.error is not None and other_key.error.type == "SignatureError"
 
 
 # -- payload size -------------------------------------------------------------------
@@ -268,7 +268,7 @@ def test_worker_fails_an_oversized_record_without_decoding_it(broker: Broker) ->
     small = Queue("default", broker=broker).enqueue(jobs.add, 1, 1)
     w = run(broker, max_payload_size=4096)
     assert big.get_status() is JobStatus.FAILED
-    assert big.error is not None and big.error.type == "PayloadTooLarge"
+    assert big.error is not None and big.error.type == "PayloadTooLargeError"
     assert "4,096" in big.error.message
     assert small.get_status() is JobStatus.FINISHED and w.stats.finished == 1
 

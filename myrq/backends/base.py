@@ -178,8 +178,11 @@ class Broker(ABC):
         leaves the job either queued or leased, never lost. A claim sets
         ``status=running``, ``started_at``, ``worker`` and a new ``lease``
         token, sets ``queue`` to the queue it came from, increments
-        ``attempts``, removes any expiry from the record, and records a lease
-        that expires ``lease`` seconds from now.
+        ``attempts``, makes sure the record cannot expire while it runs (the
+        Redis broker removes expiries set by foreign writers: records without a
+        ``queue`` field), and records a lease that expires ``lease`` seconds
+        from now. With ``count > 1`` on a broker with :attr:`batch_claims`,
+        the batch rule applies (``batch``/``solo``, see that attribute).
 
         Ids whose record is missing or whose status is not claimable are
         taken off the queue (nothing is written for them) and returned

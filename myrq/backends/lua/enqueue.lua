@@ -1,6 +1,6 @@
 -- Store a job hash and push its id, as one step.
 -- KEYS: job hash, queue list, queues set, notify list
--- ARGV: job id, queue name, (unused), field, value, field, value, ...
+-- ARGV: job id, queue name, notify cap, field, value, field, value, ...
 -- Returns 1 when enqueued, 0 when a pending/running job holds the id.
 --
 -- Commands are counted (they are most of Redis's work per job): 4 in the
@@ -30,7 +30,12 @@ if pushed == 1 then
   redis.pcall('SADD', KEYS[3], ARGV[2])
 end
 -- Wake one blocked worker. The list is consumed by those wake-ups and deleted
--- by a worker that finds the queue empty, so it holds at most one entry per
--- queued job.
-redis.pcall('RPUSH', KEYS[4], '1')
+-- by a worker that finds the queue empty. A queue that never drains would let
+-- it grow, so past twice the cap it is cut back to the cap: one LTRIM per
+-- `cap` enqueues at most.
+local n = redis.pcall('RPUSH', KEYS[4], '1')
+local cap = tonumber(ARGV[3])
+if type(n) == 'number' and n > 2 * cap then
+  redis.call('LTRIM', KEYS[4], -cap, -1)
+end
 return 1
