@@ -210,28 +210,9 @@ class Worker:
         if grace_period is not None:
             check_seconds("grace_period", grace_period, minimum=0.0)
         self.grace_period = grace_period
-        if isinstance(isolate, str):
-            isolate = [isolate]
-        self.isolate_all = isolate is True
-        self.isolated_queues: frozenset[str] = (
-            frozenset()
-            if isinstance(isolate, bool)
-            else frozenset(validate_queue_name(q) for q in isolate)
+        self.isolate_all, self.isolated_queues, self.job_memory_limit = _isolation(
+            isolate, job_memory_limit
         )
-        if (self.isolate_all or self.isolated_queues) and not hasattr(os, "fork"):
-            raise ConfigurationError("isolate needs os.fork, which this platform lacks")
-        if job_memory_limit is not None and (
-            not isinstance(job_memory_limit, int) or job_memory_limit <= 0
-        ):
-            raise ConfigurationError(
-                f"job_memory_limit must be a positive number of bytes, not {job_memory_limit!r}"
-            )
-        if job_memory_limit is not None and not (self.isolate_all or self.isolated_queues):
-            raise ConfigurationError(
-                "job_memory_limit needs isolation (isolate=True or a list of queues): "
-                "only a job's own child process can be capped"
-            )
-        self.job_memory_limit = job_memory_limit
         if not isinstance(prefetch, int) or isinstance(prefetch, bool) or not 1 <= prefetch <= 1000:
             raise ConfigurationError(
                 f"prefetch must be a whole number from 1 to 1000, not {prefetch!r}"
@@ -243,6 +224,9 @@ class Worker:
         self._heartbeat: Heartbeat | None = None
         self._grace_timer: threading.Timer | None = None
         self._failures = 0  # consecutive broker failures while taking jobs
+        self._durations: dict[str, float] = {}  # function name -> its last run, seconds
+        self._pending: deque[Delivery] = deque()
+        self._unwritten: list[_Done] = []
         self._grace_over = False
 
     def __repr__(self) -> str:
@@ -312,6 +296,7 @@ class Worker:
         backoff = 0.0
         pending: deque[Delivery] = deque()  # claimed (leased to us), not started
         done: list[_Done] = []  # run, outcome not yet written
+        self._pending, self._unwritten = pending, done  # for _before_call
         batch = 1
         try:
             while not self._stop.is_set():
@@ -401,6 +386,16 @@ class Worker:
         self._failures = 0
         return got
 
+    def _before_call(self, func_name: str) -> None:
+        """Write held outcomes first unless this function ran quickly last time.
+
+        Outcomes of quick jobs are written together, but a slow job must not
+        keep them unwritten (their callers waiting) for as long as it runs.
+        """
+        if self._unwritten and self._durations.get(func_name, _QUICK) >= _QUICK:
+            self._flush(self._unwritten, claim=0)
+            self._hold(self._pending, self._unwritten)
+
     def _count(self, start_count: int, done: list[_Done]) -> int:
         return self.stats.processed - start_count + len(done)
 
@@ -460,6 +455,9 @@ class Worker:
             ttl_setting = _num(delivery.fields.get(F_FAILURE_TTL))
             default = self.failure_ttl
         ttl = ttl_for_broker(ttl_setting if ttl_setting is not None else default)
+        # Bounded, whatever names the jobs carry.
+        if len(self._durations) < 10_000 or func_name in self._durations:
+            self._durations[func_name] = elapsed
         return _Done(delivery, outcome, fields, ttl, func_name, elapsed)
 
     def _flush(self, done: list[_Done], claim: int) -> list[Delivery]:
@@ -542,6 +540,7 @@ class Worker:
             return refused.outcome, "<refused>", 0.0
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("%s: %s (%s) started", delivery.queue, func_name, delivery.job_id)
+        self._before_call(func_name)
         timeout = _num(fields.get(F_TIMEOUT))
         if timeout is None or not timeout > 0:  # absent or garbled: the default, not "none"
             timeout = self.default_timeout
@@ -783,6 +782,34 @@ class Worker:
                 signal.signal(sig, old)
 
         return restore
+
+
+def _isolation(
+    isolate: bool | Sequence[str], job_memory_limit: int | None
+) -> tuple[bool, frozenset[str], int | None]:
+    """Check the isolation options: (every job isolated, isolated queues, memory cap)."""
+    if isinstance(isolate, str):
+        isolate = [isolate]
+    isolate_all = isolate is True
+    isolated_queues: frozenset[str] = (
+        frozenset()
+        if isinstance(isolate, bool)
+        else frozenset(validate_queue_name(q) for q in isolate)
+    )
+    if (isolate_all or isolated_queues) and not hasattr(os, "fork"):
+        raise ConfigurationError("isolate needs os.fork, which this platform lacks")
+    if job_memory_limit is not None and (
+        not isinstance(job_memory_limit, int) or job_memory_limit <= 0
+    ):
+        raise ConfigurationError(
+            f"job_memory_limit must be a positive number of bytes, not {job_memory_limit!r}"
+        )
+    if job_memory_limit is not None and not (isolate_all or isolated_queues):
+        raise ConfigurationError(
+            "job_memory_limit needs isolation (isolate=True or a list of queues): "
+            "only a job's own child process can be capped"
+        )
+    return isolate_all, isolated_queues, job_memory_limit
 
 
 def _failure(kind: str, message: str) -> _Outcome:

@@ -136,3 +136,8 @@ WORKER: Any = None
 def stop_worker() -> str:
     WORKER.request_stop()
     return "stopping"
+
+
+def statuses(ids: list[str]) -> list[str]:
+    """The stored status of each job, as this job sees it while running."""
+    return [(BROKER.get(i) or {}).get("status", b"?").decode() for i in ids]

@@ -98,3 +98,19 @@ def test_a_job_that_kills_its_worker_in_a_batch_spares_the_others(
     finally:
         broker.client.flushall()
         broker.close()
+
+
+def test_outcomes_held_for_a_batch_are_written_before_a_slow_job_starts(broker: Broker) -> None:
+    q = Queue("default", broker=broker)
+    quick = [q.enqueue(jobs.add, i, i) for i in range(5)]
+    checker = q.enqueue(jobs.statuses, [j.id for j in quick])
+    jobs.BROKER = broker
+    try:
+        Worker(["default"], broker=broker, prefetch=16).work(burst=True)
+    finally:
+        jobs.BROKER = None
+    # The checker (a function not seen before, so maybe slow) saw every earlier
+    # outcome already written, not held back for its own duration.
+    assert checker.get_status() is JobStatus.FINISHED
+    assert checker.result == ["finished"] * 5
+    assert any((broker.get(j.id) or {}).get("batch") == b"1" for j in quick)
