@@ -354,11 +354,13 @@ class Job:
 
     @property
     def result_ttl(self) -> int | None:
+        """Seconds its record is kept once finished; None: the worker's default (1 hour)."""
         value = _num(self._fields.get(F_RESULT_TTL))
         return None if value is None else int(value)
 
     @property
     def failure_ttl(self) -> int | None:
+        """Seconds its record is kept once failed; None: the worker's default (7 days)."""
         value = _num(self._fields.get(F_FAILURE_TTL))
         return None if value is None else int(value)
 

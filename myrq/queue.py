@@ -165,8 +165,10 @@ class Queue:
             serializer=self.serializer,
             job_id=job_id if job_id is not None else new_job_id(),
             timeout=timeout if timeout is not None else self.default_timeout,
-            result_ttl=result_ttl if result_ttl is not None else self.result_ttl,
-            failure_ttl=failure_ttl if failure_ttl is not None else self.failure_ttl,
+            # The built-in defaults are not stored (smaller records); a worker
+            # applies its own, which are the same unless configured otherwise.
+            result_ttl=_unless_default(result_ttl, self.result_ttl, config.DEFAULT_RESULT_TTL),
+            failure_ttl=_unless_default(failure_ttl, self.failure_ttl, config.DEFAULT_FAILURE_TTL),
             description=description,
             max_payload_size=self.max_payload_size,
             secret_key=self._secret_key,
@@ -198,3 +200,10 @@ class Queue:
     def delete_job(self, job_id: str) -> bool:
         """Delete a job's record and take it off its queue."""
         return self.broker.delete(job_id)
+
+
+def _unless_default(explicit: int | None, queue_default: int, builtin: int) -> int | None:
+    """The TTL to store in a job: the explicit one, else the queue's unless built in."""
+    if explicit is not None:
+        return explicit
+    return None if queue_default == builtin else queue_default
