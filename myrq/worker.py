@@ -54,7 +54,7 @@ from myrq.registry import AllowList, FunctionRegistry, registry
 from myrq.serializers import Serializer
 from myrq.signing import F_SIGNATURE, verify
 from myrq.status import JobStatus
-from myrq.timeouts import alarm, check_seconds, ttl_for_broker
+from myrq.timeouts import JobAlarm, check_seconds, ttl_for_broker
 
 logger = logging.getLogger("myrq.worker")
 _T = TypeVar("_T")
@@ -224,6 +224,7 @@ class Worker:
         self._heartbeat: Heartbeat | None = None
         self._grace_timer: threading.Timer | None = None
         self._failures = 0  # consecutive broker failures while taking jobs
+        self._alarm = JobAlarm()
         self._durations: dict[str, float] = {}  # function name -> its last run, seconds
         self._pending: deque[Delivery] = deque()
         self._unwritten: list[_Done] = []
@@ -663,7 +664,7 @@ class Worker:
         if threading.current_thread() is not threading.main_thread():
             # SIGALRM reaches only the main thread: no timeout here.
             return self.allow.resolve(func_name)(*args, **kwargs)
-        with alarm(timeout):
+        with self._alarm(timeout):
             return self.allow.resolve(func_name)(*args, **kwargs)
 
     def _already_written(self, job_id: str, fields: dict[str, bytes], ttl: float | None) -> bool:
@@ -776,8 +777,10 @@ class Worker:
 
         for sig in previous:
             signal.signal(sig, handler)
+        self._alarm.install()
 
         def restore() -> None:
+            self._alarm.uninstall()
             for sig, old in previous.items():
                 signal.signal(sig, old)
 

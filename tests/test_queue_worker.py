@@ -486,3 +486,31 @@ def test_burst_worker_gives_up_on_an_unreachable_broker() -> None:
     with pytest.raises(BrokerConnectionError):
         Worker(["default"], broker=broker).work(burst=True)
     assert time.monotonic() - started < 15
+
+
+def test_job_alarm_passes_an_outer_timer_between_jobs_to_the_previous_handler() -> None:
+    from myrq.exceptions import JobTimeout
+    from myrq.timeouts import JobAlarm
+
+    fired: list[int] = []
+
+    def outer(signum: int, frame: object) -> None:
+        fired.append(signum)
+
+    saved_timer = signal.setitimer(signal.ITIMER_REAL, 0)  # pytest-timeout's, if any
+    previous = signal.signal(signal.SIGALRM, outer)
+    job_alarm = JobAlarm()
+    try:
+        job_alarm.install()
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        time.sleep(0.3)  # between jobs: the outer handler gets it, nothing is raised
+        assert fired == [signal.SIGALRM]
+        with pytest.raises(JobTimeout), job_alarm(0.05):
+            time.sleep(1)
+        job_alarm.uninstall()
+        assert signal.getsignal(signal.SIGALRM) is outer
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        if saved_timer[0] > 0:
+            signal.setitimer(signal.ITIMER_REAL, *saved_timer)
