@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from myrq import BrokerError, Job, JobStatus, Queue, Worker, configure
+from myrq import BrokerError, Job, JobExistsError, JobStatus, Queue, Worker, configure
 from myrq.backends import RedisBroker
 from myrq.backends.redis import NOTIFY_CAP
 from myrq.config import get_broker
@@ -337,3 +337,20 @@ def test_wake_up_list_stays_bounded_when_a_queue_never_drains(
         q.enqueue(jobs.add, i, i)
     assert rbroker.queue_length("default") == 4 * NOTIFY_CAP
     assert 0 < redis_client.llen("myrq:notify:default") <= 2 * NOTIFY_CAP
+
+
+def test_enqueue_many_spans_script_chunks_and_reports_refused_ids(
+    rbroker: RedisBroker, redis_client: redis.Redis
+) -> None:
+    a, b = Queue("a", broker=rbroker), Queue("b", broker=rbroker)
+    live = a.enqueue(jobs.add, 0, 0, job_id="live")
+    batch = [a.prepare(jobs.add, (i, i)) for i in range(700)]
+    batch.insert(600, a.prepare(jobs.add, (9, 9), job_id="live"))  # in the second chunk
+    with pytest.raises(JobExistsError) as err:
+        a.enqueue_many(batch)
+    assert err.value.job_ids == ["live"]
+    assert rbroker.queue_length("a") == 701
+    assert b.enqueue_many([b.prepare(jobs.add, (i, i)) for i in range(600)])
+    assert rbroker.queue_length("b") == 600
+    assert redis_client.hget(rbroker.job_key(live.id), "func") == live.fields["func"]
+    assert Worker(["a", "b"], broker=rbroker).work(burst=True) == 1301
