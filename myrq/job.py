@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time
@@ -235,7 +236,7 @@ class Job:
         fields: dict[str, bytes] = {
             F_FUNC: payload,
             F_STATUS: JobStatus.PENDING.value.encode(),
-            F_TIMEOUT: _fmt(timeout),
+            F_TIMEOUT: _fmt_timeout(timeout),
             F_CREATED_AT: _fmt(time.time()),
             F_QUEUE: queue.encode(),
         }
@@ -407,6 +408,12 @@ class Job:
     def __repr__(self) -> str:
         status = self._fields.get(F_STATUS, b"?").decode("utf-8", "replace")
         return f"<Job {self.id} {status}>"
+
+
+@functools.lru_cache(maxsize=64)
+def _fmt_timeout(value: float) -> bytes:
+    """:func:`_fmt` for timeouts, which repeat (a queue's default, mostly)."""
+    return _fmt(value)
 
 
 def _fmt(value: float) -> bytes:

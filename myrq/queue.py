@@ -136,7 +136,7 @@ class Queue:
             failure_ttl=failure_ttl,
             description=description,
         )
-        self.broker.enqueue(self.name, job.id, job.fields)
+        self.broker.enqueue(self.name, job.id, job._fields)  # no copy: brokers only read it
         return job
 
     def prepare(
@@ -191,7 +191,7 @@ class Queue:
                     f"prepare it with this queue ({self.name!r})"
                 )
         refused = self.broker.enqueue_many(
-            [EnqueueRequest(self.name, job.id, job.fields) for job in batch]
+            [EnqueueRequest(self.name, job.id, job._fields) for job in batch]
         )
         if refused:
             raise JobExistsError(refused)
