@@ -284,7 +284,7 @@ class RedisBroker(Broker):
                 # At least 10 ms: Redis before 7.0.8 read a sub-millisecond timeout as 0,
                 # which means "block forever".
                 wait = max(min(remaining, self._max_block), 0.01)
-                self.client.blpop(notify_keys, timeout=wait)  # type: ignore[arg-type]
+                self.client.blpop(notify_keys, timeout=_v(wait))  # float: typed int in redis-py 5
                 out = self._claim_call(queues, worker, lease, count)[1]
                 remaining = deadline - time.monotonic()
         return out
