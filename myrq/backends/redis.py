@@ -138,7 +138,6 @@ class RedisBroker(Broker):
         self._leases_key = f"{key_prefix}leases"
         self._queues_key = f"{key_prefix}queues"
         self._enqueue = _load_script(client, "enqueue.lua")
-        self._enqueue_many = _load_script(client, "enqueue_many.lua")
         self._dequeue = _load_script(client, "dequeue.lua")
         self._renew = _load_script(client, "renew.lua")
         self._finish = _load_script(client, "finish.lua")
@@ -191,51 +190,34 @@ class RedisBroker(Broker):
 
     # -- producing ---------------------------------------------------------
 
-    def _enqueue_args(self, queue: str, job_id: str, fields: Fields) -> tuple[list[str], list[Any]]:
-        keys = [
-            self.job_key(job_id),
-            self.queue_key(queue),
-            self._queues_key,
-            self.notify_key(queue),
-        ]
-        args: list[Any] = [job_id, queue, NOTIFY_CAP]
-        for name, value in fields.items():
-            args += (name, value)
-        if F_STATUS not in fields:
-            args += (F_STATUS, b"pending")
-        return keys, args
-
     def enqueue(self, queue: str, job_id: str, fields: Fields) -> None:
-        keys, args = self._enqueue_args(queue, job_id, fields)
-        with self._translate():
-            created = self._enqueue(keys=keys, args=args)
-        if not created:
+        if self._enqueue_chunk([EnqueueRequest(queue, job_id, fields)]):
             raise JobExistsError(job_id)
 
     def enqueue_many(self, requests: Sequence[EnqueueRequest]) -> list[str]:
-        # One script call per chunk (each job as atomic as enqueue's, the batch
-        # not): one round trip, and no per-job EVALSHA, for a chunk of jobs.
+        # One script call per chunk: one round trip, and no per-job EVALSHA.
         refused: list[str] = []
         for start in range(0, len(requests), _ENQUEUE_CHUNK):
-            chunk = requests[start : start + _ENQUEUE_CHUNK]
-            keys: list[str] = [self._queues_key]
-            args: list[Any] = [NOTIFY_CAP]
-            for req in chunk:
-                keys += (
-                    self.job_key(req.job_id),
-                    self.queue_key(req.queue),
-                    self.notify_key(req.queue),
-                )
-                fields = (
-                    req.fields if F_STATUS in req.fields else {**req.fields, F_STATUS: b"pending"}
-                )
-                args += (req.job_id, req.queue, len(fields))
-                for name, value in fields.items():
-                    args += (name, value)
-            with self._translate():
-                done = self._enqueue_many(keys=keys, args=args)
-            refused += [req.job_id for req, ok in zip(chunk, done, strict=True) if not ok]
+            refused += self._enqueue_chunk(requests[start : start + _ENQUEUE_CHUNK])
         return refused
+
+    def _enqueue_chunk(self, requests: Sequence[EnqueueRequest]) -> list[str]:
+        """Run enqueue.lua over ``requests``; return the ids a live job held."""
+        keys: list[str] = [self._queues_key]
+        args: list[Any] = [NOTIFY_CAP]
+        for req in requests:
+            keys += (
+                self.job_key(req.job_id),
+                self.queue_key(req.queue),
+                self.notify_key(req.queue),
+            )
+            fields = req.fields if F_STATUS in req.fields else {**req.fields, F_STATUS: b"pending"}
+            args += (req.job_id, req.queue, len(fields))
+            for name, value in fields.items():
+                args += (name, value)
+        with self._translate():
+            done = self._enqueue(keys=keys, args=args)
+        return [req.job_id for req, ok in zip(requests, done, strict=True) if not ok]
 
     # -- consuming ---------------------------------------------------------
 

@@ -12,6 +12,15 @@ local cap = tonumber(ARGV[4])
 local t = redis.call('TIME')
 local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local now_s = t[1] .. '.' .. string.format('%06d', tonumber(t[2]))
+-- Back to the end of its queue, pending, with a wake-up token for an idle worker.
+local function requeue(id, jkey, queue)
+  redis.call('HSET', jkey, 'status', 'pending')
+  redis.call('HDEL', jkey, 'lease', 'worker', 'started_at')
+  redis.call('RPUSH', prefix .. 'queue:' .. queue, id)
+  local nkey = prefix .. 'notify:' .. queue
+  redis.call('RPUSH', nkey, '1')
+  redis.call('LTRIM', nkey, -cap, -1)
+end
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now_ms, 'LIMIT', 0, limit)
 local out = {}
 for _, id in ipairs(ids) do
@@ -27,12 +36,8 @@ for _, id in ipairs(ids) do
       -- Claimed in a batch: whether it had started is unknown. Requeue it
       -- uncounted, to run alone from now on (see dequeue.lua).
       attempts = math.max(0, attempts - 1)
-      redis.call('HSET', jkey, 'status', 'pending', 'attempts', attempts, 'batch', '0', 'solo', '1')
-      redis.call('HDEL', jkey, 'lease', 'worker', 'started_at')
-      redis.call('RPUSH', prefix .. 'queue:' .. queue, id)
-      local nkey = prefix .. 'notify:' .. queue
-      redis.call('RPUSH', nkey, '1')
-      redis.call('LTRIM', nkey, -cap, -1)
+      redis.call('HSET', jkey, 'attempts', attempts, 'batch', '0', 'solo', '1')
+      requeue(id, jkey, queue)
       out[#out + 1] = {id, queue, 'requeued', attempts}
     elseif max_attempts > 0 and attempts >= max_attempts then
       redis.call('HSET', jkey, 'status', 'failed', 'ended_at', now_s,
@@ -50,12 +55,7 @@ for _, id in ipairs(ids) do
       end
       out[#out + 1] = {id, queue, 'failed', attempts}
     else
-      redis.call('HSET', jkey, 'status', 'pending')
-      redis.call('HDEL', jkey, 'lease', 'worker', 'started_at')
-      redis.call('RPUSH', prefix .. 'queue:' .. queue, id)
-      local nkey = prefix .. 'notify:' .. queue
-      redis.call('RPUSH', nkey, '1')
-      redis.call('LTRIM', nkey, -cap, -1)
+      requeue(id, jkey, queue)
       out[#out + 1] = {id, queue, 'requeued', attempts}
     end
   end
