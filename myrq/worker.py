@@ -342,10 +342,11 @@ class Worker:
                 # rest of a batch back from other workers.
                 quick = result.elapsed < _QUICK
                 batch = self.prefetch if quick and self.broker.batch_claims else 1
-                if len(done) >= batch or not quick or self._stop.is_set():
-                    if pending:
-                        self._flush(done, claim=0)
-                    self._hold(pending, done)
+                if pending and (len(done) >= batch or not quick or self._stop.is_set()):
+                    self._flush(done, claim=0)
+                # Leases of unwritten outcomes are renewed too: a job that was quick
+                # last time may now run for longer than a lease.
+                self._hold(pending, done)
         finally:
             try:
                 if done:

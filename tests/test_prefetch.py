@@ -114,3 +114,16 @@ def test_outcomes_held_for_a_batch_are_written_before_a_slow_job_starts(broker: 
     assert checker.get_status() is JobStatus.FINISHED
     assert checker.result == ["finished"] * 5
     assert any((broker.get(j.id) or {}).get("batch") == b"1" for j in quick)
+
+
+def test_unwritten_outcomes_keep_their_leases_while_a_job_runs_long(broker: Broker) -> None:
+    q = Queue("default", broker=broker)
+    first = q.enqueue(jobs.nap, 0, "a")
+    held = q.enqueue(jobs.nap, 0, "b")  # quick: its outcome is held back...
+    long = q.enqueue(jobs.nap, 2.5, "c")  # ...while this one, of a quick function, runs long
+    w = Worker(["default"], broker=broker, prefetch=16, lease_ttl=1)
+    assert w.work(burst=True) == 3
+    assert w.stats.lost_leases == 0
+    for job, value in ((first, "a"), (held, "b"), (long, "c")):
+        assert job.get_status() is JobStatus.FINISHED and job.result == value
+        assert job.attempts == 1
