@@ -1,10 +1,13 @@
 """A complete myrq broker on SQLite (Python's ``sqlite3``); see docs/writing-a-broker.md.
 
-It implements every abstract method of :class:`myrq.backends.base.Broker` with
-the behaviour of :class:`myrq.backends.memory.MemoryBroker`. Each broker step
-is one ``BEGIN IMMEDIATE`` transaction, so it is done whole or not at all, also
-when processes share a database file. Times are each process's ``time.time()``,
-so processes sharing a file should run on one host (as SQLite requires anyway).
+It implements the :class:`myrq.backends.store.Store` contract: a few
+Redis-shaped data types (hashes, lists, sorted sets, sets, key expiry) in one
+transaction per step. :class:`myrq.backends.store_broker.StoreBroker` carries
+out every broker step on it with the same rules as the memory and Redis
+brokers, so this file holds no job-queue logic at all. Each step is one
+``BEGIN IMMEDIATE`` transaction, so it is done whole or not at all, also when
+processes share a database file. Times are each process's ``time.time()``, so
+processes sharing a file should run on one host (as SQLite requires anyway).
 
 ``configure(broker="examples.sqlite_broker:SQLiteBroker")`` selects an in-memory
 database private to this process. To share one between processes, use a file:
@@ -16,65 +19,52 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 
-from myrq.backends.base import (
-    F_ATTEMPTS,
-    F_ENDED_AT,
-    F_ERROR,
-    F_FAILURE_TTL,
-    F_LEASE,
-    F_QUEUE,
-    F_STARTED_AT,
-    F_STATUS,
-    F_WORKER,
-    LIVE,
-    UNCLAIMABLE,
-    Broker,
-    Delivery,
-    Fields,
-    Reaped,
-    abandoned_error,
-)
-from myrq.exceptions import BrokerConnectionError, BrokerError, JobExistsError
+from myrq.backends.store import Store, Txn
+from myrq.backends.store_broker import StoreBroker
+from myrq.exceptions import BrokerConnectionError, BrokerError
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
-    id         TEXT PRIMARY KEY,
-    expires_at REAL                 -- time.time() from which the record is gone; NULL: never
-);
-CREATE INDEX IF NOT EXISTS jobs_by_expiry ON jobs (expires_at) WHERE expires_at IS NOT NULL;
-CREATE TABLE IF NOT EXISTS job_fields (  -- the record: one row per field, value stored as is
-    job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
-    name   TEXT NOT NULL,
-    value  BLOB NOT NULL,
-    PRIMARY KEY (job_id, name)
+CREATE TABLE IF NOT EXISTS keys (
+    key        TEXT PRIMARY KEY,
+    kind       TEXT NOT NULL,       -- hash, list, zset or set
+    expires_at REAL                 -- time.time() from which the key is gone; NULL: never
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS queue_entries (
-    seq    INTEGER PRIMARY KEY,     -- taken lowest first; appended max + 1, released min - 1
-    queue  TEXT NOT NULL,
-    job_id TEXT NOT NULL
+CREATE INDEX IF NOT EXISTS keys_by_expiry ON keys (expires_at) WHERE expires_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS hash_fields (
+    key   TEXT NOT NULL REFERENCES keys (key) ON DELETE CASCADE,
+    field TEXT NOT NULL,
+    value BLOB NOT NULL,            -- stored as given: bytes come back byte for byte
+    PRIMARY KEY (key, field)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS list_items (
+    seq   INTEGER PRIMARY KEY,      -- lowest first; appended max + 1, pushed in front min - 1
+    key   TEXT NOT NULL REFERENCES keys (key) ON DELETE CASCADE,
+    value TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS queue_entries_in_order ON queue_entries (queue, seq);
-CREATE INDEX IF NOT EXISTS queue_entries_by_job ON queue_entries (job_id);
-CREATE TABLE IF NOT EXISTS leases (
-    job_id   TEXT PRIMARY KEY,
-    deadline REAL NOT NULL,         -- time.time() at which the lease expires
-    token    TEXT NOT NULL          -- fencing token, also in the record's 'lease' field
-);
-CREATE INDEX IF NOT EXISTS leases_by_deadline ON leases (deadline);
-CREATE TABLE IF NOT EXISTS queues (name TEXT PRIMARY KEY);
+CREATE INDEX IF NOT EXISTS list_items_in_order ON list_items (key, seq);
+CREATE TABLE IF NOT EXISTS zset_items (
+    key    TEXT NOT NULL REFERENCES keys (key) ON DELETE CASCADE,
+    member TEXT NOT NULL,
+    score  REAL NOT NULL,
+    PRIMARY KEY (key, member)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS zset_items_by_score ON zset_items (key, score, member);
+CREATE TABLE IF NOT EXISTS set_items (
+    key    TEXT NOT NULL REFERENCES keys (key) ON DELETE CASCADE,
+    member TEXT NOT NULL,
+    PRIMARY KEY (key, member)
+) WITHOUT ROWID;
 """
 
 
-class SQLiteBroker(Broker):
-    """A broker on one SQLite database.
+class SQLiteStore(Store):
+    """The Store contract on one SQLite database (a file, or ``:memory:``).
 
-    ``path`` is a database file, or ``":memory:"`` (the default, so that config can
-    name the class) for a database private to this instance. ``poll_interval``:
-    with a file, the longest single wait of an idle :meth:`dequeue`, in seconds.
+    ``poll_interval``: with a file, the longest single wait of an idle worker,
+    in seconds; other processes cannot wake it, so it looks again this often.
     """
 
     def __init__(self, path: str = ":memory:", *, poll_interval: float = 0.05) -> None:
@@ -85,28 +75,25 @@ class SQLiteBroker(Broker):
         # is how long BEGIN IMMEDIATE waits while another process is writing.
         self._db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
         self._lock = threading.Lock()
-        self._wakeup = threading.Condition()  # wakes this instance's idle dequeue() calls
-        self._generation = 0  # bumped on every wake-up, so none is lost between check and wait
-        self._db.execute("PRAGMA foreign_keys = ON")  # deleting a job deletes its fields
+        self._wakeup = threading.Condition()  # wakes this instance's idle waiters
+        self._version = 0  # bumped after a step that pushed, so no wake-up is lost
+        self._db.execute("PRAGMA foreign_keys = ON")  # deleting a key deletes its items
         if path != ":memory:":
             self._db.execute("PRAGMA journal_mode = WAL")
         self._db.executescript(SCHEMA)
 
-    @classmethod
-    def from_url(cls, url: str) -> SQLiteBroker:
-        """``sqlite:///abs/path.db``, ``sqlite://rel/path.db`` or ``sqlite://:memory:``."""
-        return cls(url.partition("://")[2] or ":memory:")
-
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """One broker step: BEGIN IMMEDIATE ... COMMIT, rolled back on any error."""
+    def transaction(self) -> Iterator[Txn]:
+        """One step: BEGIN IMMEDIATE ... COMMIT, rolled back on any error."""
         with self._lock:
             db = self._db
             try:
                 db.execute("BEGIN IMMEDIATE")
-                # Expired records go first (an index range scan), so no step sees one.
-                db.execute("DELETE FROM jobs WHERE expires_at <= ?", (time.time(),))
-                yield db
+                now = time.time()
+                # Expired keys go first (an index range scan), so no step sees one.
+                db.execute("DELETE FROM keys WHERE expires_at <= ?", (now,))
+                txn = SQLiteTxn(db, now)
+                yield txn
                 db.execute("COMMIT")
             except BaseException as exc:
                 with suppress(sqlite3.Error):  # e.g. closed: nothing to roll back
@@ -117,277 +104,175 @@ class SQLiteBroker(Broker):
                 if isinstance(exc, sqlite3.Error):
                     raise BrokerError(f"SQLite {self.url} refused the operation: {exc}") from exc
                 raise
+        if txn.pushed:
+            with self._wakeup:
+                self._version += 1
+                self._wakeup.notify_all()
 
-    def _notify(self) -> None:
+    def version(self) -> int:
+        return self._version
+
+    def wait(self, seen: int, timeout: float) -> None:
+        if self.path != ":memory:":
+            timeout = min(timeout, self.poll_interval)  # other processes cannot wake us
         with self._wakeup:
-            self._generation += 1
-            self._wakeup.notify_all()
-
-    # -- producing ---------------------------------------------------------
-
-    def enqueue(self, queue: str, job_id: str, fields: Fields) -> None:
-        with self._transaction() as db:
-            old = _read(db, job_id)
-            if old is not None and _status(old) in LIVE:
-                raise JobExistsError(job_id)  # rolls back; nothing was written anyway
-            db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
-            db.execute("INSERT INTO jobs (id, expires_at) VALUES (?, NULL)", (job_id,))
-            _update(db, job_id, {F_STATUS: b"pending", **fields})
-            _push(db, queue, job_id)
-        self._notify()
-
-    # -- consuming ---------------------------------------------------------
-
-    def dequeue(
-        self,
-        queues: Sequence[str],
-        worker: str,
-        lease: float,
-        timeout: float = 0,
-        count: int = 1,
-    ) -> list[Delivery]:
-        """Take and claim up to ``count`` jobs; see :meth:`Broker.dequeue`.
-
-        An idle wait blocks on a condition that this instance's enqueue, release
-        and reap notify, so their jobs wake it at once. Other processes sharing
-        the file cannot notify it, so with a file the wait is cut into slices of
-        at most ``poll_interval`` (50 ms), each followed by one indexed query.
-        """
-        deadline = time.monotonic() + timeout
-        while True:
-            with self._wakeup:
-                seen = self._generation
-            with self._transaction() as db:
-                out = _claim(db, queues, worker, lease, count)
-            remaining = deadline - time.monotonic()
-            if out or remaining <= 0:
-                return out
-            if self.path != ":memory:":
-                remaining = min(remaining, self.poll_interval)
-            with self._wakeup:
-                if self._generation == seen:  # nothing was pushed since we looked
-                    self._wakeup.wait(remaining)
-
-    def renew(self, job_id: str, token: str, lease: float) -> bool:
-        with self._transaction() as db:
-            if _holder(db, job_id, token) is None:
-                return False
-            sql = "UPDATE leases SET deadline = ? WHERE job_id = ?"
-            db.execute(sql, (time.time() + lease, job_id))
-            return True
-
-    def finish(self, job_id: str, token: str, fields: Fields, ttl: float | None) -> bool:
-        with self._transaction() as db:
-            if _holder(db, job_id, token) is None:
-                return False  # fenced: lease expired and reaped, or job deleted
-            db.execute("DELETE FROM leases WHERE job_id = ?", (job_id,))
-            if ttl is not None and ttl <= 0:
-                db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
-                return True
-            _update(db, job_id, {**fields, F_LEASE: None})
-            expires_at = None if ttl is None else time.time() + ttl
-            db.execute("UPDATE jobs SET expires_at = ? WHERE id = ?", (expires_at, job_id))
-            return True
-
-    def release(self, job_id: str, token: str) -> bool:
-        with self._transaction() as db:
-            rec = _holder(db, job_id, token)
-            if rec is None:
-                return False
-            db.execute("DELETE FROM leases WHERE job_id = ?", (job_id,))
-            _requeue(db, job_id, rec, front=True)
-            attempts = max(0, int(_number(rec.get(F_ATTEMPTS))) - 1)  # this claim does not count
-            _update(db, job_id, {F_ATTEMPTS: str(attempts).encode()})
-        self._notify()
-        return True
-
-    def reap(
-        self, max_attempts: int, failure_ttl: float | None = None, limit: int = 100
-    ) -> list[Reaped]:
-        out: list[Reaped] = []
-        with self._transaction() as db:
-            now = time.time()
-            sql = "SELECT job_id FROM leases WHERE deadline <= ? ORDER BY deadline, job_id LIMIT ?"
-            for (job_id,) in db.execute(sql, (now, limit)).fetchall():
-                db.execute("DELETE FROM leases WHERE job_id = ?", (job_id,))
-                rec = _read(db, job_id)
-                if rec is None:
-                    out.append(Reaped(job_id, None, "missing", 0))
-                    continue
-                attempts = int(_number(rec.get(F_ATTEMPTS)))
-                queue = rec.get(F_QUEUE, b"default").decode()
-                if max_attempts > 0 and attempts >= max_attempts:
-                    failed = {
-                        F_STATUS: b"failed",
-                        F_ERROR: abandoned_error(attempts),
-                        F_ENDED_AT: repr(now).encode(),
-                        F_LEASE: None,
-                    }
-                    _update(db, job_id, failed)
-                    raw_ttl = rec.get(F_FAILURE_TTL)  # the job's own setting wins
-                    default = -1.0 if failure_ttl is None else failure_ttl
-                    try:  # absent or not a number: the default, as in the other brokers
-                        ttl = float(raw_ttl) if raw_ttl else default
-                    except ValueError:
-                        ttl = default
-                    if ttl == 0:
-                        db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
-                    elif ttl > 0:
-                        sql = "UPDATE jobs SET expires_at = ? WHERE id = ?"
-                        db.execute(sql, (now + ttl, job_id))
-                    out.append(Reaped(job_id, queue, "failed", attempts))
-                else:
-                    _requeue(db, job_id, rec, front=False)
-                    out.append(Reaped(job_id, queue, "requeued", attempts))
-        if any(r.outcome == "requeued" for r in out):
-            self._notify()
-        return out
-
-    # -- inspecting --------------------------------------------------------
-
-    def get(self, job_id: str) -> dict[str, bytes] | None:
-        with self._transaction() as db:
-            return _read(db, job_id)
-
-    def delete(self, job_id: str) -> bool:
-        with self._transaction() as db:
-            existed = _read(db, job_id) is not None
-            db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
-            db.execute("DELETE FROM leases WHERE job_id = ?", (job_id,))
-            db.execute("DELETE FROM queue_entries WHERE job_id = ?", (job_id,))
-            return existed
-
-    def queue_length(self, queue: str) -> int:
-        with self._transaction() as db:
-            sql = "SELECT COUNT(*) FROM queue_entries WHERE queue = ?"
-            return int(db.execute(sql, (queue,)).fetchone()[0])
-
-    def queued_ids(self, queue: str, start: int = 0, stop: int = -1) -> list[str]:
-        with self._transaction() as db:
-            sql = "SELECT job_id FROM queue_entries WHERE queue = ? ORDER BY seq"
-            ids = [row[0] for row in db.execute(sql, (queue,))]
-        return ids[start:] if stop == -1 else ids[start : stop + 1]
-
-    def queue_names(self) -> list[str]:
-        with self._transaction() as db:
-            return sorted(row[0] for row in db.execute("SELECT name FROM queues"))
-
-    def job_ids(self) -> Iterator[str]:
-        with self._transaction() as db:
-            return iter([row[0] for row in db.execute("SELECT id FROM jobs")])
-
-    def leased_ids(self) -> list[str]:
-        with self._transaction() as db:
-            return [row[0] for row in db.execute("SELECT job_id FROM leases ORDER BY deadline")]
-
-    # -- lifecycle ---------------------------------------------------------
+            if self._version == seen:
+                self._wakeup.wait(timeout)
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
 
-    # -- test hooks for myrq.testing.contract --------------------------------
 
-    def drop_record_only(self, job_id: str) -> None:
-        """Delete a record but keep its queue entries and lease (as an expiry would)."""
-        with self._transaction() as db:
-            db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+class SQLiteTxn(Txn):
+    """The data types on five tables (see ``SCHEMA``); ``db`` is inside BEGIN IMMEDIATE."""
 
-    def push_id_only(self, queue: str, job_id: str) -> None:
-        """Append an id to a queue without touching its record (a duplicate push)."""
-        with self._transaction() as db:
-            _push(db, queue, job_id)
-        self._notify()
+    def __init__(self, db: sqlite3.Connection, now: float) -> None:
+        self.db = db
+        self._now = now
+
+    def now(self) -> float:
+        return self._now
+
+    def _key(self, key: str, kind: str) -> None:
+        """Make sure ``key`` exists as a ``kind``; a key of another kind is an error."""
+        row = self.db.execute("SELECT kind FROM keys WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            self.db.execute("INSERT INTO keys (key, kind) VALUES (?, ?)", (key, kind))
+        elif row[0] != kind:
+            raise sqlite3.IntegrityError(f"WRONGTYPE key {key!r} holds a {row[0]}, not a {kind}")
+
+    # -- any key ---------------------------------------------------------------
+
+    def exists(self, key: str) -> bool:
+        return self.db.execute("SELECT 1 FROM keys WHERE key = ?", (key,)).fetchone() is not None
+
+    def delete(self, key: str) -> bool:
+        return self.db.execute("DELETE FROM keys WHERE key = ?", (key,)).rowcount > 0
+
+    def expire(self, key: str, at: float | None) -> None:
+        self.db.execute("UPDATE keys SET expires_at = ? WHERE key = ?", (at, key))
+
+    def keys(self, prefix: str) -> list[str]:
+        # substr() instead of LIKE: the prefix may hold % or _.
+        sql = "SELECT key FROM keys WHERE substr(key, 1, ?) = ? ORDER BY key"
+        return [row[0] for row in self.db.execute(sql, (len(prefix), prefix))]
+
+    # -- hashes ------------------------------------------------------------------
+
+    def hgetall(self, key: str) -> dict[str, bytes] | None:
+        if not self.exists(key):
+            return None
+        rows = self.db.execute("SELECT field, value FROM hash_fields WHERE key = ?", (key,))
+        return {field: bytes(value) for field, value in rows}
+
+    def hget(self, key: str, field: str) -> bytes | None:
+        sql = "SELECT value FROM hash_fields WHERE key = ? AND field = ?"
+        row = self.db.execute(sql, (key, field)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def hset(self, key: str, fields: Mapping[str, bytes]) -> None:
+        self._key(key, "hash")
+        # bytes() refuses str, so only byte strings are ever stored (as BLOBs).
+        rows = [(key, name, bytes(value)) for name, value in fields.items()]
+        sql = "INSERT OR REPLACE INTO hash_fields (key, field, value) VALUES (?, ?, ?)"
+        self.db.executemany(sql, rows)
+
+    def hdel(self, key: str, *fields: str) -> None:
+        sql = "DELETE FROM hash_fields WHERE key = ? AND field = ?"
+        self.db.executemany(sql, [(key, name) for name in fields])
+
+    # -- lists -------------------------------------------------------------------
+
+    def push(self, key: str, value: str, *, front: bool = False) -> int:
+        self._key(key, "list")
+        if front:  # below every seq in the table, so no two lists ever share one
+            sql = "INSERT INTO list_items SELECT COALESCE(MIN(seq), 0) - 1, ?, ? FROM list_items"
+        else:  # an INTEGER PRIMARY KEY left out becomes max(seq) + 1
+            sql = "INSERT INTO list_items (key, value) VALUES (?, ?)"
+        self.db.execute(sql, (key, value))
+        self.pushed = True
+        return self.llen(key)
+
+    def pop(self, key: str) -> str | None:
+        sql = "SELECT seq, value FROM list_items WHERE key = ? ORDER BY seq LIMIT 1"
+        row = self.db.execute(sql, (key,)).fetchone()
+        if row is None:
+            return None
+        self.db.execute("DELETE FROM list_items WHERE seq = ?", (row[0],))
+        return str(row[1])
+
+    def remove(self, key: str, value: str) -> int:
+        sql = "DELETE FROM list_items WHERE key = ? AND value = ?"
+        return self.db.execute(sql, (key, value)).rowcount
+
+    def lrange(self, key: str, start: int, stop: int) -> list[str]:
+        sql = "SELECT value FROM list_items WHERE key = ? ORDER BY seq"
+        values = [row[0] for row in self.db.execute(sql, (key,))]
+        n = len(values)
+        start = max(start + n if start < 0 else start, 0)
+        stop = stop + n if stop < 0 else min(stop, n - 1)
+        return values[start : stop + 1] if start <= stop else []
+
+    def llen(self, key: str) -> int:
+        sql = "SELECT COUNT(*) FROM list_items WHERE key = ?"
+        return int(self.db.execute(sql, (key,)).fetchone()[0])
+
+    # -- sorted sets ---------------------------------------------------------------
+
+    def zadd(self, key: str, member: str, score: float) -> None:
+        self._key(key, "zset")
+        sql = "INSERT OR REPLACE INTO zset_items (key, member, score) VALUES (?, ?, ?)"
+        self.db.execute(sql, (key, member, score))
+
+    def zrem(self, key: str, member: str) -> bool:
+        sql = "DELETE FROM zset_items WHERE key = ? AND member = ?"
+        return self.db.execute(sql, (key, member)).rowcount > 0
+
+    def zscore(self, key: str, member: str) -> float | None:
+        sql = "SELECT score FROM zset_items WHERE key = ? AND member = ?"
+        row = self.db.execute(sql, (key, member)).fetchone()
+        return None if row is None else float(row[0])
+
+    def zrange_by_score(self, key: str, max_score: float, limit: int) -> list[str]:
+        sql = (
+            "SELECT member FROM zset_items WHERE key = ? AND score <= ? "
+            "ORDER BY score, member LIMIT ?"
+        )
+        return [row[0] for row in self.db.execute(sql, (key, max_score, limit))]
+
+    def zmembers(self, key: str) -> list[str]:
+        sql = "SELECT member FROM zset_items WHERE key = ? ORDER BY score, member"
+        return [row[0] for row in self.db.execute(sql, (key,))]
+
+    # -- sets --------------------------------------------------------------------
+
+    def sadd(self, key: str, member: str) -> None:
+        self._key(key, "set")
+        self.db.execute(
+            "INSERT OR IGNORE INTO set_items (key, member) VALUES (?, ?)", (key, member)
+        )
+
+    def smembers(self, key: str) -> list[str]:
+        return [
+            row[0] for row in self.db.execute("SELECT member FROM set_items WHERE key = ?", (key,))
+        ]
 
 
-# -- parts of a step: ``db`` is inside a BEGIN IMMEDIATE transaction ------------
+class SQLiteBroker(StoreBroker):
+    """A broker on one SQLite database.
 
+    ``path`` is a database file, or ``":memory:"`` (the default, so that config can
+    name the class) for a database private to this instance.
+    """
 
-def _read(db: sqlite3.Connection, job_id: str) -> dict[str, bytes] | None:
-    if db.execute("SELECT 1 FROM jobs WHERE id = ?", (job_id,)).fetchone() is None:
-        return None
-    rows = db.execute("SELECT name, value FROM job_fields WHERE job_id = ?", (job_id,))
-    return {name: bytes(value) for name, value in rows}
+    store: SQLiteStore
 
+    def __init__(self, path: str = ":memory:", *, poll_interval: float = 0.05) -> None:
+        super().__init__(SQLiteStore(path, poll_interval=poll_interval))
+        self.path = path
 
-def _update(db: sqlite3.Connection, job_id: str, fields: Mapping[str, bytes | None]) -> None:
-    """Set fields of a record; a ``None`` value removes that field."""
-    # bytes() refuses str, so only byte strings are ever stored (as BLOBs).
-    sets = [(job_id, k, bytes(v)) for k, v in fields.items() if v is not None]
-    removals = [(job_id, k) for k, v in fields.items() if v is None]
-    db.executemany("INSERT OR REPLACE INTO job_fields (job_id, name, value) VALUES (?, ?, ?)", sets)
-    db.executemany("DELETE FROM job_fields WHERE job_id = ? AND name = ?", removals)
-
-
-def _push(db: sqlite3.Connection, queue: str, job_id: str, *, front: bool = False) -> None:
-    if front:
-        sql = "INSERT INTO queue_entries SELECT COALESCE(MIN(seq), 0) - 1, ?, ? FROM queue_entries"
-    else:  # an INTEGER PRIMARY KEY left out becomes max(seq) + 1
-        sql = "INSERT INTO queue_entries (queue, job_id) VALUES (?, ?)"
-    db.execute(sql, (queue, job_id))
-    db.execute("INSERT OR IGNORE INTO queues (name) VALUES (?)", (queue,))
-
-
-def _holder(db: sqlite3.Connection, job_id: str, token: str) -> dict[str, bytes] | None:
-    """The record if ``token`` holds the job's lease, else None: the fencing check."""
-    row = db.execute("SELECT token FROM leases WHERE job_id = ?", (job_id,)).fetchone()
-    rec = _read(db, job_id)
-    if row is None or row[0] != token or rec is None or rec.get(F_LEASE) != token.encode():
-        return None
-    return rec
-
-
-def _claim(
-    db: sqlite3.Connection, queues: Sequence[str], worker: str, lease: float, count: int
-) -> list[Delivery]:
-    out: list[Delivery] = []
-    now = time.time()
-    sql = "SELECT seq, job_id FROM queue_entries WHERE queue = ? ORDER BY seq LIMIT 1"
-    for name in queues:
-        while len(out) < count:
-            row = db.execute(sql, (name,)).fetchone()
-            if row is None:
-                break  # this queue is empty: try the next one
-            seq, job_id = row
-            db.execute("DELETE FROM queue_entries WHERE seq = ?", (seq,))
-            rec = _read(db, job_id)
-            if rec is None or _status(rec) in UNCLAIMABLE:  # no record, or a duplicate id:
-                out.append(Delivery(job_id, name, None, rec))  # drop it, write nothing
-                continue
-            attempts = int(_number(rec.get(F_ATTEMPTS))) + 1
-            token = f"{worker}:{attempts}:{uuid.uuid4().hex}"
-            claim = {
-                F_STATUS: b"running",
-                F_ATTEMPTS: str(attempts).encode(),
-                F_STARTED_AT: repr(now).encode(),
-                F_WORKER: worker.encode(),
-                F_LEASE: token.encode(),
-                F_QUEUE: name.encode(),  # where it came from: reap requeues it there
-            }
-            _update(db, job_id, claim)
-            db.execute("UPDATE jobs SET expires_at = NULL WHERE id = ?", (job_id,))
-            db.execute(
-                "INSERT OR REPLACE INTO leases (job_id, deadline, token) VALUES (?, ?, ?)",
-                (job_id, now + lease, token),
-            )
-            out.append(Delivery(job_id, name, token, {**rec, **claim}))
-        if len(out) >= count:
-            break
-    return out
-
-
-def _requeue(db: sqlite3.Connection, job_id: str, rec: Mapping[str, bytes], *, front: bool) -> None:
-    _update(db, job_id, {F_STATUS: b"pending", F_LEASE: None, F_WORKER: None, F_STARTED_AT: None})
-    _push(db, rec.get(F_QUEUE, b"default").decode(), job_id, front=front)
-
-
-def _status(rec: Mapping[str, bytes]) -> str:
-    return rec.get(F_STATUS, b"").decode("utf-8", "replace")
-
-
-def _number(raw: bytes | None) -> float:
-    """A numeric field's value; 0 when it is absent or not a number."""
-    try:
-        return float(raw or 0)
-    except ValueError:
-        return 0.0
+    @classmethod
+    def from_url(cls, url: str) -> SQLiteBroker:
+        """``sqlite:///abs/path.db``, ``sqlite://rel/path.db`` or ``sqlite://:memory:``."""
+        return cls(url.partition("://")[2] or ":memory:")

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+from myrq.codec import ErrorInfo, JobError
 from myrq.config import configure
 from myrq.exceptions import (
     BrokerConnectionError,
@@ -28,7 +29,7 @@ from myrq.exceptions import (
     SerializationError,
     SignatureError,
 )
-from myrq.job import Job, JobError
+from myrq.job import Job
 from myrq.queue import Queue
 from myrq.registry import task
 from myrq.status import JobStatus
@@ -41,6 +42,7 @@ __all__ = [
     "BrokerError",
     "ConfigurationError",
     "DeserializationError",
+    "ErrorInfo",
     "FunctionLookupError",
     "FunctionNotAllowed",
     "InvalidJobError",

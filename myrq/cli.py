@@ -13,8 +13,9 @@ from typing import Any, NoReturn
 
 from myrq import config
 from myrq.backends import Broker
+from myrq.codec import ErrorInfo
 from myrq.exceptions import MyrqError
-from myrq.job import Job, JobError
+from myrq.job import Job
 from myrq.queue import Queue
 from myrq.worker import Worker
 
@@ -189,7 +190,7 @@ def cmd_job(args: argparse.Namespace) -> int:
     for name in sorted(fields):
         raw = fields[name]
         if name == "error":
-            err = JobError.from_bytes(raw)
+            err = ErrorInfo.from_bytes(raw)
             print(f"error.type: {err.type}\nerror.message: {err.message}")
             if err.traceback:
                 print("error.traceback:\n  " + err.traceback.rstrip().replace("\n", "\n  "))

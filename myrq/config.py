@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from myrq.backends import Broker, broker_from_url, check_broker_spec
-from myrq.backends.redis import redact_url
 from myrq.exceptions import ConfigurationError
 from myrq.registry import check_module_prefixes
 from myrq.serializers import Serializer, resolve_serializer
+from myrq.urls import redact_url
 
 DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_SERIALIZER = "json"

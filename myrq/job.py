@@ -2,29 +2,14 @@
 
 from __future__ import annotations
 
-import functools
-import json
-import math
 import time
-import traceback
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from myrq import config
 from myrq.backends import Broker
-from myrq.backends.base import (
-    F_ATTEMPTS,
-    F_ENDED_AT,
-    F_ERROR,
-    F_FAILURE_TTL,
-    F_LEASE,
-    F_QUEUE,
-    F_STARTED_AT,
-    F_STATUS,
-    F_WORKER,
-)
+from myrq.codec import ErrorInfo, decode_payload, encode_payload
 from myrq.exceptions import (
     DeserializationError,
     InvalidJobError,
@@ -32,119 +17,39 @@ from myrq.exceptions import (
     PayloadTooLargeError,
 )
 from myrq.ids import validate_job_id
+from myrq.schema import (
+    F_ATTEMPTS,
+    F_CREATED_AT,
+    F_DESCRIPTION,
+    F_ENDED_AT,
+    F_ERROR,
+    F_FAILURE_TTL,
+    F_LEASE,
+    F_PAYLOAD,
+    F_QUEUE,
+    F_RESULT,
+    F_RESULT_TTL,
+    F_SIGNATURE,
+    F_STARTED_AT,
+    F_STATUS,
+    F_TIMEOUT,
+    F_WORKER,
+    S_FINISHED,
+    S_PENDING,
+    format_number,
+    format_timeout,
+    parse_number,
+)
 from myrq.serializers import Serializer
-from myrq.signing import F_SIGNATURE, sign
+from myrq.signing import sign
 from myrq.status import JobStatus
-
-# Field names of the job record (the Redis hash). The first four are the
-# original design's; the rest are added by myrq.
-F_FUNC = "func"
-F_TIMEOUT = "timeout"
-F_CREATED_AT = "created_at"
-F_RESULT = "result"
-F_RESULT_TTL = "result_ttl"
-F_DESCRIPTION = "description"
 
 #: Longest job timeout accepted at enqueue time (one year), in seconds.
 MAX_TIMEOUT = 366 * 24 * 3600
 
 
-@dataclass(frozen=True)
-class JobError:
-    """Why a job failed, as plain data (never a live exception object)."""
-
-    type: str
-    message: str
-    traceback: str
-
-    def to_bytes(self) -> bytes:
-        return json.dumps(
-            {"type": self.type, "message": self.message, "traceback": self.traceback},
-            ensure_ascii=True,  # lone surrogates in a message must not break the encoding
-        ).encode("ascii")
-
-    @classmethod
-    def from_exception(cls, exc: BaseException, message: str | None = None) -> JobError:
-        """Describe ``exc`` as plain data; never raises, whatever ``exc``'s methods do."""
-        kind = type(exc)
-        name = (
-            kind.__qualname__
-            if kind.__module__ == "builtins"
-            else f"{kind.__module__}.{kind.__qualname__}"
-        )
-        try:
-            tb = "".join(traceback.format_exception(exc))
-        except BaseException:
-            tb = f"<the traceback of this {name} could not be formatted>"
-        return cls(name, safe_str(exc) if message is None else message, tb)
-
-    @classmethod
-    def from_bytes(cls, raw: bytes) -> JobError:
-        try:
-            data = json.loads(raw)
-            return cls(str(data["type"]), str(data["message"]), str(data.get("traceback", "")))
-        except (ValueError, KeyError, TypeError, RecursionError):
-            return cls("UnknownError", raw.decode("utf-8", "replace"), "")
-
-    def __str__(self) -> str:
-        return f"{self.type}: {self.message}"
-
-
-def safe_str(value: object) -> str:
-    """``str(value)``, or a placeholder if its ``__str__`` raises."""
-    try:
-        return str(value)
-    except BaseException:
-        try:
-            return f"<{type(value).__qualname__} whose str() raised>"
-        except BaseException:
-            return "<unprintable>"
-
-
-def encode_payload(
-    serializer: Serializer, func_name: str, args: Sequence[Any], kwargs: Mapping[str, Any]
-) -> bytes:
-    """The ``func`` field: ``{"func_name": ..., "args": [...], "kwargs": {...}}`` encoded."""
-    return serializer.dumps({"func_name": func_name, "args": list(args), "kwargs": dict(kwargs)})
-
-
-def decode_payload(serializer: Serializer, raw: bytes) -> tuple[str, list[Any], dict[str, Any]]:
-    """Decode and check a ``func`` field.
-
-    Raises:
-        DeserializationError: undecodable, or not of the expected shape.
-    """
-    data = serializer.loads(raw)
-    if not isinstance(data, dict):
-        raise DeserializationError(
-            f"job payload decodes to a {type(data).__name__}, expected a mapping with "
-            "func_name, args and kwargs"
-        )
-    func_name = data.get("func_name")
-    args = data.get("args") or []
-    kwargs = data.get("kwargs") or {}
-    if not isinstance(func_name, str) or not func_name:
-        raise DeserializationError(f"job payload has no usable func_name: {func_name!r}")
-    if not isinstance(args, list | tuple):
-        raise DeserializationError(f"job payload args must be a list, not {type(args).__name__}")
-    if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
-        raise DeserializationError("job payload kwargs must be a mapping with string keys")
-    return func_name, list(args), kwargs
-
-
-def _num(raw: bytes | None) -> float | None:
-    """A finite number from a record field, or None (absent, garbled, inf or nan)."""
-    if raw is None or raw == b"":
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        return None
-    return value if math.isfinite(value) else None
-
-
 def _when(raw: bytes | None) -> datetime | None:
-    value = _num(raw)
+    value = parse_number(raw)
     if value is None:
         return None
     try:
@@ -234,10 +139,10 @@ class Job:
                 "a database key) or raise max_payload_size (MYRQ_MAX_PAYLOAD_SIZE, 0: no cap)"
             )
         fields: dict[str, bytes] = {
-            F_FUNC: payload,
-            F_STATUS: JobStatus.PENDING.value.encode(),
-            F_TIMEOUT: _fmt_timeout(timeout),
-            F_CREATED_AT: _fmt(time.time()),
+            F_PAYLOAD: payload,
+            F_STATUS: S_PENDING,
+            F_TIMEOUT: format_timeout(timeout),
+            F_CREATED_AT: format_number(time.time()),
             F_QUEUE: queue.encode(),
         }
         if result_ttl is not None:
@@ -317,19 +222,19 @@ class Job:
     def result(self) -> Any:
         """The function's return value once ``finished``; ``None`` before."""
         raw = self._fields.get(F_RESULT)
-        if raw is None or self._fields.get(F_STATUS) != b"finished":
+        if raw is None or self._fields.get(F_STATUS) != S_FINISHED:
             return None
         return self.serializer.loads(raw)
 
     @property
-    def error(self) -> JobError | None:
+    def error(self) -> ErrorInfo | None:
         """Why the job failed or timed out (type, message, traceback); else None."""
         raw = self._fields.get(F_ERROR)
-        return None if raw is None else JobError.from_bytes(raw)
+        return None if raw is None else ErrorInfo.from_bytes(raw)
 
     def _decoded(self) -> tuple[str, list[Any], dict[str, Any]]:
         if self._payload is None:
-            self._payload = decode_payload(self.serializer, self._fields.get(F_FUNC, b""))
+            self._payload = decode_payload(self.serializer, self._fields.get(F_PAYLOAD, b""))
         return self._payload
 
     @property
@@ -351,18 +256,18 @@ class Job:
 
     @property
     def timeout(self) -> float | None:
-        return _num(self._fields.get(F_TIMEOUT))
+        return parse_number(self._fields.get(F_TIMEOUT))
 
     @property
     def result_ttl(self) -> int | None:
         """Seconds its record is kept once finished; None: the worker's default (1 hour)."""
-        value = _num(self._fields.get(F_RESULT_TTL))
+        value = parse_number(self._fields.get(F_RESULT_TTL))
         return None if value is None else int(value)
 
     @property
     def failure_ttl(self) -> int | None:
         """Seconds its record is kept once failed; None: the worker's default (7 days)."""
-        value = _num(self._fields.get(F_FAILURE_TTL))
+        value = parse_number(self._fields.get(F_FAILURE_TTL))
         return None if value is None else int(value)
 
     @property
@@ -372,7 +277,7 @@ class Job:
 
     @property
     def attempts(self) -> int:
-        value = _num(self._fields.get(F_ATTEMPTS))
+        value = parse_number(self._fields.get(F_ATTEMPTS))
         return 0 if value is None else int(value)
 
     @property
@@ -408,16 +313,3 @@ class Job:
     def __repr__(self) -> str:
         status = self._fields.get(F_STATUS, b"?").decode("utf-8", "replace")
         return f"<Job {self.id} {status}>"
-
-
-@functools.lru_cache(maxsize=64)
-def _fmt_timeout(value: float) -> bytes:
-    """:func:`_fmt` for timeouts, which repeat (a queue's default, mostly)."""
-    return _fmt(value)
-
-
-def _fmt(value: float) -> bytes:
-    """Numbers as the shortest decimal text that round-trips (``60``, ``1.5``)."""
-    if float(value).is_integer():
-        return str(int(value)).encode()
-    return repr(float(value)).encode()

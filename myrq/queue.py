@@ -81,10 +81,6 @@ class Queue:
         """Ids waiting on this queue, in the order they will run."""
         return self.broker.queued_ids(self.name)
 
-    def fetch_job(self, job_id: str) -> Job:
-        """Load a job stored in this queue's broker (raises NoSuchJobError)."""
-        return Job.fetch(job_id, broker=self.broker, serializer=self.serializer)
-
     # -- enqueueing --------------------------------------------------------
 
     def enqueue(self, func: Callable[..., Any] | str, *args: Any, **kwargs: Any) -> Job:
@@ -196,10 +192,6 @@ class Queue:
         if refused:
             raise JobExistsError(refused)
         return batch
-
-    def delete_job(self, job_id: str) -> bool:
-        """Delete a job's record and take it off its queue."""
-        return self.broker.delete(job_id)
 
 
 def _unless_default(explicit: int | None, queue_default: int, builtin: int) -> int | None:

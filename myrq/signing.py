@@ -20,8 +20,6 @@ import hmac
 
 from myrq.exceptions import SignatureError
 
-#: Record field holding the hex HMAC.
-F_SIGNATURE = "sig"
 _DOMAIN = b"myrq-payload-v1\x00"
 
 

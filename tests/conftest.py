@@ -1,10 +1,13 @@
 """Shared fixtures: a private redis-server and the broker matrix.
 
-Every behavioural test that takes ``broker`` runs three times: on the memory
-broker, on the Redis broker over fakeredis, and on the Redis broker over a
-real redis-server that this test session starts on a unix socket. Without a
-redis-server binary the real-server runs are skipped, unless
-MYRQ_REQUIRE_REDIS_SERVER=1 (set by .ci/run), which makes them fail.
+Every behavioural test that takes ``broker`` runs on each built-in broker and
+on the SQLite example: the memory broker, the Redis broker over fakeredis, the
+Redis broker over a real redis-server that this test session starts on a unix
+socket, and ``examples/sqlite_broker.py``. ``hooks`` gives the matching
+contract-kit hooks (``myrq.testing.brokers``) for what a test must do behind
+the broker's back. Without a redis-server binary the real-server runs are
+skipped, unless MYRQ_REQUIRE_REDIS_SERVER=1 (set by .ci/run), which makes
+them fail.
 """
 
 from __future__ import annotations
@@ -16,13 +19,18 @@ import fakeredis
 import pytest
 import redis
 
+from examples.sqlite_broker import SQLiteBroker
 from myrq import config
 from myrq.backends import Broker, MemoryBroker, RedisBroker
+from myrq.testing.brokers import RedisBrokerContract, StoreBrokerContract
+from myrq.testing.contract import BrokerContract
 from myrq.testing.redis_server import RedisServer, RedisServerNotFound, require_server
 
 # Workers run only allow-listed functions; the suite's jobs live in the tests
 # package. Set in the environment so worker subprocesses inherit it.
 os.environ["MYRQ_ALLOW"] = "tests"
+
+BROKERS = ["memory", "fakeredis", "redis", "sqlite"]
 
 
 @pytest.fixture(scope="session")
@@ -46,18 +54,33 @@ def redis_client(redis_server: RedisServer) -> Iterator[redis.Redis]:
     client.close()
 
 
-@pytest.fixture(params=["memory", "fakeredis", "redis"])
-def broker(request: pytest.FixtureRequest) -> Iterator[Broker]:
+@pytest.fixture(params=BROKERS)
+def broker_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def broker(broker_kind: str, request: pytest.FixtureRequest) -> Iterator[Broker]:
     b: Broker
-    if request.param == "memory":
+    if broker_kind == "memory":
         b = MemoryBroker()
-    elif request.param == "fakeredis":
+    elif broker_kind == "fakeredis":
         b = RedisBroker(fakeredis.FakeRedis())
+    elif broker_kind == "sqlite":
+        b = SQLiteBroker()
     else:
         client = request.getfixturevalue("redis_client")
         b = RedisBroker(client, url=request.getfixturevalue("redis_server").url)
     yield b
     b.close()
+
+
+@pytest.fixture
+def hooks(broker_kind: str) -> BrokerContract:
+    """The contract kit's hooks for the broker under test."""
+    if broker_kind in ("memory", "sqlite"):
+        return StoreBrokerContract()
+    return RedisBrokerContract()
 
 
 @pytest.fixture(autouse=True)

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-import myrq.backends
+import myrq.backends.selection
 from examples.sqlite_broker import SQLiteBroker
 from myrq import Queue, Worker, config, configure
 from myrq.backends import Broker, register_scheme
-from myrq.testing.contract import BrokerContract
+from myrq.testing.brokers import StoreBrokerContract
 
 SPEC = "examples.sqlite_broker:SQLiteBroker"
 
@@ -26,7 +26,7 @@ SPEC = "examples.sqlite_broker:SQLiteBroker"
 @pytest.fixture
 def sqlite_scheme(monkeypatch: pytest.MonkeyPatch) -> None:
     """Register ``sqlite://`` for one test (a private copy of the scheme table)."""
-    monkeypatch.setattr(myrq.backends, "_SCHEMES", dict(myrq.backends._SCHEMES))
+    monkeypatch.setattr(myrq.backends.selection, "_SCHEMES", dict(myrq.backends.selection._SCHEMES))
     register_scheme("sqlite", SQLiteBroker.from_url)
 
 
@@ -81,7 +81,7 @@ def test_registered_scheme_selects_a_file_database(tmp_path: Path) -> None:
 # -- the shared contract suite ---------------------------------------------------
 
 
-class TestSQLiteBrokerContract(BrokerContract):
+class TestSQLiteBrokerContract(StoreBrokerContract):
     """Every contract test, on an in-memory database and on a file, both built from config."""
 
     @pytest.fixture(params=["memory", "file"])

@@ -1,14 +1,18 @@
 """The public names are pinned: removing or adding one is a deliberate change."""
 
+import subprocess
+import sys
+
 import myrq
 import myrq.backends
 import myrq.serializers
+import myrq.worker
 
 
 def test_top_level_exports() -> None:
     assert set(myrq.__all__) == {
         "BrokerConnectionError", "BrokerError", "ConfigurationError", "DeserializationError",
-        "FunctionLookupError", "FunctionNotAllowed", "InvalidJobError", "Job", "JobError",
+        "ErrorInfo", "FunctionLookupError", "FunctionNotAllowed", "InvalidJobError", "Job", "JobError",
         "JobExistsError", "JobStatus", "JobTimeout", "MyrqError", "NoSuchJobError",
         "PayloadTooLargeError", "Queue", "SerializationError", "SignatureError", "Worker",
         "__version__", "configure", "task",
@@ -19,9 +23,13 @@ def test_top_level_exports() -> None:
 
 def test_backend_and_serializer_exports() -> None:
     assert set(myrq.backends.__all__) == {
-        "Broker", "Delivery", "EnqueueRequest", "Finish", "MemoryBroker", "Reaped", "RedisBroker",
-        "broker_from_url", "register_scheme",
+        "Broker", "BrokerFactory", "Delivery", "EnqueueRequest", "Finish", "FinishRequest",
+        "MemoryBroker", "MemoryStore", "Reaped", "RedisBroker", "Store", "StoreBroker", "Txn",
+        "broker_from_url", "check_broker_spec", "register_scheme",
     }  # fmt: skip
+    for name in myrq.backends.__all__:
+        assert getattr(myrq.backends, name) is not None
+    assert set(myrq.worker.__all__) == {"Worker", "WorkerSettings", "WorkerStats"}
     assert set(myrq.serializers.__all__) == {
         "JSONSerializer", "PickleSerializer", "Serializer", "resolve_serializer",
     }  # fmt: skip
@@ -31,7 +39,7 @@ def test_every_error_is_a_myrq_error() -> None:
     errors = [
         getattr(myrq, n)
         for n in myrq.__all__
-        if (n.endswith("Error") and n != "JobError") or n == "FunctionNotAllowed"
+        if (n.endswith("Error") and n not in ("JobError", "ErrorInfo")) or n == "FunctionNotAllowed"
     ]
     assert all(issubclass(e, myrq.MyrqError) for e in errors)
     assert not issubclass(myrq.JobTimeout, Exception)
@@ -42,3 +50,19 @@ def test_package_docstring_example_runs() -> None:
 
     result = doctest.testmod(myrq, verbose=False)
     assert result.attempted >= 4 and result.failed == 0
+
+
+def test_former_names_still_import() -> None:
+    assert myrq.JobError is myrq.ErrorInfo
+    assert myrq.backends.Finish is myrq.backends.FinishRequest
+
+
+def test_importing_myrq_imports_no_backend_library() -> None:
+    """The memory broker and custom brokers must not pay for redis-py's import."""
+    code = (
+        "import sys, myrq, myrq.backends, myrq.worker\n"
+        "assert 'redis' not in sys.modules and 'fakeredis' not in sys.modules, 'eager import'\n"
+        "from myrq.backends import RedisBroker\n"
+        "assert 'redis' in sys.modules and RedisBroker.__name__ == 'RedisBroker'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -63,7 +63,7 @@ def test_chaos_sigkilled_workers_lose_no_job(
     # it held to write together: at most `prefetch` (16) in all. Each lease a
     # live worker lost (e.g. starved of CPU) can make one more job run twice.
     extra_runs = sum(n - 1 for n in report.duplicates.values())
-    assert extra_runs <= report.kills * Worker(["x"], broker="memory://").prefetch + (
+    assert extra_runs <= report.kills * Worker(["x"], broker="memory://").settings.prefetch + (
         report.lost_lease_warnings
     )
     assert report.error_lines == []

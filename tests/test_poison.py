@@ -47,6 +47,7 @@ import redis
 from myrq import Job, JobExistsError, JobStatus, Queue, Worker
 from myrq.backends import Broker, MemoryBroker, RedisBroker
 from myrq.serializers import PickleSerializer
+from myrq.testing.contract import BrokerContract
 from myrq.testing.redis_server import RedisServer
 from tests import poisonjobs
 
@@ -60,25 +61,6 @@ def payload(func_name: str, *args: object, **kwargs: object) -> bytes:
 def put(broker: Broker, job_id: str, **fields: bytes) -> None:
     """Store a record exactly as given (a foreign or corrupted writer) and queue its id."""
     broker.enqueue("default", job_id, {"queue": b"default", **fields})
-
-
-def drop_field(broker: Broker, job_id: str, field: str) -> None:
-    if isinstance(broker, RedisBroker):
-        broker.client.hdel(broker.job_key(job_id), field)
-    else:
-        assert isinstance(broker, MemoryBroker)
-        with broker._lock:
-            broker._records[job_id].pop(field, None)
-
-
-def drop_record(broker: Broker, job_id: str) -> None:
-    """Remove a record, leaving its queue entry (as an expiry or a stray DEL would)."""
-    if isinstance(broker, RedisBroker):
-        assert broker.client.delete(broker.job_key(job_id)) == 1
-    else:
-        assert isinstance(broker, MemoryBroker)
-        with broker._lock:
-            del broker._records[job_id]
 
 
 def run_with_good_job_after(broker: Broker, **worker_kw: object) -> Worker:
@@ -159,16 +141,18 @@ def test_unimportable_function_fails_the_job(broker: Broker) -> None:
 # -- records with fields missing or garbled -------------------------------------
 
 
-def test_record_without_func_fails_the_job(broker: Broker) -> None:
+def test_record_without_func_fails_the_job(broker: Broker, hooks: BrokerContract) -> None:
     put(broker, "nofield", func=payload(GOOD), timeout=b"10")
-    drop_field(broker, "nofield", "func")
+    hooks.remove_fields(broker, "nofield", "func")
     run_with_good_job_after(broker)
     assert_failed(final(broker, "nofield"), "InvalidPayload", "payload could not be decoded")
 
 
-def test_record_without_status_is_run_like_a_pending_one(broker: Broker) -> None:
+def test_record_without_status_is_run_like_a_pending_one(
+    broker: Broker, hooks: BrokerContract
+) -> None:
     put(broker, "nostatus", func=payload(GOOD, "ran"), timeout=b"10")
-    drop_field(broker, "nostatus", "status")
+    hooks.remove_fields(broker, "nostatus", "status")
     assert "status" not in (broker.get("nostatus") or {})
     w = run_with_good_job_after(broker)
     job = final(broker, "nostatus")
@@ -203,9 +187,11 @@ def test_record_with_garbled_attempts_is_not_lost(broker: Broker, attempts: byte
     )
 
 
-def test_id_whose_record_is_gone_is_skipped_and_nothing_is_recreated(broker: Broker) -> None:
+def test_id_whose_record_is_gone_is_skipped_and_nothing_is_recreated(
+    broker: Broker, hooks: BrokerContract
+) -> None:
     put(broker, "ghost", func=payload(GOOD), timeout=b"10")
-    drop_record(broker, "ghost")
+    hooks.drop_record_only(broker, "ghost")
     w = run_with_good_job_after(broker)
     assert w.stats.skipped == 1 and w.stats.finished == 1 and w.stats.failed == 0
     assert broker.get("ghost") is None

@@ -22,8 +22,9 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from myrq.backends import Delivery, MemoryBroker
+from myrq.codec import ErrorInfo, decode_payload, encode_payload
 from myrq.exceptions import DeserializationError, MyrqError
-from myrq.job import Job, JobError, decode_payload, encode_payload
+from myrq.job import Job
 from myrq.serializers import JSONSerializer, PickleSerializer
 from myrq.status import JobStatus
 from myrq.worker import Worker
@@ -116,7 +117,7 @@ def test_payload_round_trips_through_both_serializers(
         )
 
 
-# -- JobError --------------------------------------------------------------------
+# -- ErrorInfo --------------------------------------------------------------------
 
 error_like = st.fixed_dictionaries(
     {}, optional={"type": json_values, "message": json_values, "traceback": json_values}
@@ -130,7 +131,7 @@ error_like = st.fixed_dictionaries(
 @example(b"\xff\xfe\x00")
 @example(b'{"type": "X", "message": "\\ud800"}')
 def test_job_error_from_bytes_never_raises(raw: bytes) -> None:
-    err = JobError.from_bytes(raw)
+    err = ErrorInfo.from_bytes(raw)
     assert isinstance(err.type, str) and isinstance(err.message, str)
     assert isinstance(err.traceback, str)
     str(err)
@@ -143,8 +144,8 @@ any_text = st.text(alphabet=st.characters(exclude_categories=()))  # surrogates 
 @given(any_text, any_text, any_text)
 @example("ValueError", "half a pair: \ud800", "")
 def test_job_error_round_trips_any_text(kind: str, message: str, tb: str) -> None:
-    err = JobError(kind, message, tb)
-    assert JobError.from_bytes(err.to_bytes()) == err
+    err = ErrorInfo(kind, message, tb)
+    assert ErrorInfo.from_bytes(err.to_bytes()) == err
 
 
 # -- Job -------------------------------------------------------------------------

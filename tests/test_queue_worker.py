@@ -21,6 +21,7 @@ from myrq import (
 )
 from myrq.backends import Broker, MemoryBroker
 from myrq.serializers import JSONSerializer, PickleSerializer
+from myrq.testing.contract import BrokerContract
 from tests import jobs
 
 
@@ -273,14 +274,12 @@ def test_delete_removes_the_job(broker: Broker) -> None:
 
 
 def test_id_on_queue_without_record_is_skipped(
-    broker: Broker, caplog: pytest.LogCaptureFixture
+    broker: Broker, hooks: BrokerContract, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from myrq.testing.contract import _drop_record_only
-
     q = Queue("default", broker=broker)
     orphan = q.enqueue(jobs.add, 1, 2)
     good = q.enqueue(jobs.add, 3, 4)
-    _drop_record_only(broker, orphan.id)
+    hooks.drop_record_only(broker, orphan.id)
     with caplog.at_level(logging.WARNING, logger="myrq.worker"):
         w = run(broker)
     assert w.stats.skipped == 1 and w.stats.finished == 1
@@ -490,7 +489,7 @@ def test_burst_worker_gives_up_on_an_unreachable_broker() -> None:
 
 def test_job_alarm_passes_an_outer_timer_between_jobs_to_the_previous_handler() -> None:
     from myrq.exceptions import JobTimeout
-    from myrq.timeouts import JobAlarm
+    from myrq.worker.alarm import JobAlarm
 
     fired: list[int] = []
 

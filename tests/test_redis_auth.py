@@ -25,13 +25,13 @@ import redis
 
 from myrq import BrokerConnectionError, Job, JobStatus, MyrqError, Queue, Worker, config
 from myrq.backends import RedisBroker, broker_from_url
-from myrq.backends.redis import redact_url
 from myrq.testing.redis_server import (
     RedisServer,
     RedisServerNotFound,
     free_port,
     require_server,
 )
+from myrq.urls import redact_url
 from tests import jobs
 
 ROOT = Path(__file__).resolve().parent.parent

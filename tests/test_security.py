@@ -22,9 +22,9 @@ from myrq import (
     config,
 )
 from myrq.backends import Broker, MemoryBroker
-from myrq.job import F_FUNC
 from myrq.registry import AllowList, FunctionRegistry
-from myrq.signing import F_SIGNATURE
+from myrq.schema import F_PAYLOAD, F_SIGNATURE
+from myrq.testing.contract import BrokerContract
 from tests import jobs
 
 
@@ -194,7 +194,7 @@ class _Bomb:
 
 
 def test_signed_jobs_run_and_tampered_ones_fail_before_decoding(
-    broker: Broker, tmp_path: Path
+    broker: Broker, hooks: BrokerContract, tmp_path: Path
 ) -> None:
     myrq.configure(secret_key="s3cret")
     q = Queue("default", broker=broker, serializer="pickle")
@@ -210,11 +210,13 @@ def test_signed_jobs_run_and_tampered_ones_fail_before_decoding(
     # Someone with write access to the broker but without the key:
     broker_fields = broker.get(tampered.id)
     assert broker_fields is not None
-    _rewrite(broker, tampered.id, {F_FUNC: payload})
-    _rewrite(broker, unsigned.id, {F_FUNC: payload, F_SIGNATURE: b""})
+    hooks.write_fields(broker, tampered.id, {F_PAYLOAD: payload})
+    hooks.write_fields(broker, unsigned.id, {F_PAYLOAD: payload, F_SIGNATURE: b""})
     other = broker.get(good.id)
     assert other is not None
-    _rewrite(broker, moved.id, {F_SIGNATURE: other[F_SIGNATURE]})  # a valid sig, wrong job
+    hooks.write_fields(
+        broker, moved.id, {F_SIGNATURE: other[F_SIGNATURE]}
+    )  # a valid sig, wrong job
     w = run(broker, serializer="pickle")
     assert good.get_status() is JobStatus.FINISHED and good.result == 3
     for job, needle in ((tampered, "wrong"), (unsigned, "no payload signature"), (moved, "wrong")):
@@ -285,17 +287,6 @@ def test_an_exception_whose_str_and_repr_raise_still_fails_the_job(broker: Broke
     assert bad.error is not None and bad.error.type == "tests.jobs.UnprintableError"
     assert "str() raised" in bad.error.message
     assert after.get_status() is JobStatus.FINISHED and w.stats.failed == 1
-
-
-def _rewrite(broker: Broker, job_id: str, changes: dict[str, bytes]) -> None:
-    """Overwrite fields of a queued record as a foreign writer would."""
-    from myrq.backends import RedisBroker
-
-    if isinstance(broker, RedisBroker):
-        broker.client.hset(broker.job_key(job_id), mapping=changes)  # type: ignore[arg-type]
-    else:
-        assert isinstance(broker, MemoryBroker)
-        broker._records[job_id].update(changes)
 
 
 def test_env_is_not_leaking_the_key_in_settings_repr(monkeypatch: pytest.MonkeyPatch) -> None:

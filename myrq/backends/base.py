@@ -6,23 +6,14 @@ It knows nothing of functions, serializers or retries: that policy lives in
 :mod:`myrq.job`, :mod:`myrq.queue` and :mod:`myrq.worker`.
 
 The contract is written so that it can be built on Redis (hash + list +
-sorted set, one Lua script per step), on SQL tables (a ``jobs`` table with a
-``queue``, ``position`` and ``lease_until`` column, one transaction per step)
-or in memory (dicts under a lock). Every method marked *atomic* must be carried
-out whole or not at all.
+sorted set, one Lua script per step), on SQL tables (one transaction per
+step) or in memory (dicts under a lock). Every method marked *atomic* must be
+carried out whole or not at all. Brokers written in Python can implement the
+much smaller :class:`myrq.backends.store.Store` instead and get every step
+from :class:`myrq.backends.store_broker.StoreBroker`.
 
-Fields the broker itself reads or writes (all others it stores opaquely):
-
-``status``      ``pending`` on enqueue, ``running`` on claim, set by the caller on finish
-``queue``       name of the queue the job is on; set on claim, read when a lease expires
-``attempts``    incremented by one each time the job is claimed
-``started_at``  set on claim: seconds since the epoch, as decimal text
-``worker``      set on claim: the claiming worker's name
-``lease``       the fencing token of the current claim; removed on release (may stay on finish)
-``batch``       ``1`` when claimed by a ``dequeue`` of ``count > 1`` (brokers with batch_claims)
-``solo``        ``1`` once a batch claim was reaped: the job is only claimed alone from then on
-``failure_ttl`` read when a reap fails an abandoned job: seconds to keep it (-1 forever, 0 none)
-``ended_at``    set when a reap fails an abandoned job
+The fields a broker reads or writes itself are listed in :mod:`myrq.schema`;
+it stores all others opaquely.
 """
 
 from __future__ import annotations
@@ -33,28 +24,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from myrq.exceptions import JobExistsError
-from myrq.status import JobStatus
+from myrq.schema import F_STATUS
 
 Fields = Mapping[str, bytes]
-
-F_STATUS = "status"
-F_QUEUE = "queue"
-F_ATTEMPTS = "attempts"
-F_STARTED_AT = "started_at"
-F_WORKER = "worker"
-F_LEASE = "lease"
-F_ERROR = "error"
-F_ENDED_AT = "ended_at"
-F_FAILURE_TTL = "failure_ttl"
-F_BATCH = "batch"
-F_SOLO = "solo"
-
-#: Statuses a claim skips: the id is dropped from the queue and reported.
-UNCLAIMABLE = frozenset(
-    s.value for s in (JobStatus.RUNNING, JobStatus.FINISHED, JobStatus.FAILED, JobStatus.TIMEOUT)
-)
-#: Statuses an enqueue of the same id refuses to replace.
-LIVE = frozenset(s.value for s in (JobStatus.PENDING, JobStatus.RUNNING))
 
 
 @dataclass(frozen=True)
@@ -87,7 +59,7 @@ class Delivery:
 
 
 @dataclass(frozen=True)
-class Finish:
+class FinishRequest:
     """One outcome for :meth:`Broker.finish_many_and_dequeue`: the arguments of ``finish``."""
 
     job_id: str
@@ -95,6 +67,9 @@ class Finish:
     fields: Fields
     ttl: float | None
 
+
+#: The former name of :class:`FinishRequest`.
+Finish = FinishRequest
 
 ReapOutcome = Literal["requeued", "failed", "missing"]
 
@@ -178,11 +153,10 @@ class Broker(ABC):
         leaves the job either queued or leased, never lost. A claim sets
         ``status=running``, ``started_at``, ``worker`` and a new ``lease``
         token, sets ``queue`` to the queue it came from, increments
-        ``attempts``, makes sure the record cannot expire while it runs (the
-        Redis broker removes expiries set by foreign writers: records without a
-        ``queue`` field), and records a lease that expires ``lease`` seconds
-        from now. With ``count > 1`` on a broker with :attr:`batch_claims`,
-        the batch rule applies (``batch``/``solo``, see that attribute).
+        ``attempts``, makes sure the record cannot expire while it runs, and
+        records a lease that expires ``lease`` seconds from now. With
+        ``count > 1`` on a broker with :attr:`batch_claims`, the batch rule
+        applies (``batch``/``solo``, see that attribute).
 
         Ids whose record is missing or whose status is not claimable are
         taken off the queue (nothing is written for them) and returned
@@ -219,7 +193,7 @@ class Broker(ABC):
 
     def finish_many_and_dequeue(
         self,
-        finishes: Sequence[Finish],
+        finishes: Sequence[FinishRequest],
         *,
         queues: Sequence[str],
         worker: str,
@@ -316,21 +290,16 @@ class Broker(ABC):
     def ping(self) -> None:  # noqa: B027 - optional hook
         """Check the storage is reachable. Raises BrokerConnectionError if not."""
 
+    def startup_warnings(self) -> list[str]:
+        """Problems of the storage's setup that a starting worker should log.
+
+        For example a Redis whose eviction policy may drop queued jobs. The
+        default finds none; a broker that cannot check returns ``[]``.
+        """
+        return []
+
     def close(self) -> None:  # noqa: B027 - optional hook, default does nothing
         """Release connections. The broker must not be used afterwards."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.url!r})"
-
-
-#: The ``error`` field a reap writes when it gives up on a job (``%d``: attempts).
-#: The Redis broker's Lua script formats the same template.
-ABANDONED_ERROR_TEMPLATE = (
-    '{"type":"AbandonedJob","message":"abandoned %d times: its worker stopped '
-    'renewing the lease (killed, hung or cut off) on every attempt","traceback":""}'
-)
-
-
-def abandoned_error(attempts: int) -> bytes:
-    """The ``error`` field for a job abandoned ``attempts`` times."""
-    return (ABANDONED_ERROR_TEMPLATE % attempts).encode()

@@ -19,15 +19,23 @@ import importlib.resources
 import secrets
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import Any
-from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 import redis
 from redis.commands.core import Script
-from redis.connection import parse_url
 
-from myrq.backends.base import (
+from myrq.backends.base import Broker, Delivery, EnqueueRequest, Fields, FinishRequest, Reaped
+from myrq.backends.redis_client import (
+    as_bytes,
+    as_str,
+    client_from_url,
+    describe,
+    reply,
+    translate_errors,
+)
+from myrq.exceptions import ConfigurationError, JobExistsError
+from myrq.schema import (
     ABANDONED_ERROR_TEMPLATE,
     F_ATTEMPTS,
     F_BATCH,
@@ -36,14 +44,10 @@ from myrq.backends.base import (
     F_STARTED_AT,
     F_STATUS,
     F_WORKER,
-    Broker,
-    Delivery,
-    EnqueueRequest,
-    Fields,
-    Finish,
-    Reaped,
+    S_PENDING,
+    S_RUNNING,
 )
-from myrq.exceptions import BrokerConnectionError, BrokerError, ConfigurationError, JobExistsError
+from myrq.urls import redact_url
 
 #: Most wake-up tokens kept per queue; more would only cause spurious wake-ups.
 NOTIFY_CAP = 100
@@ -52,43 +56,9 @@ _ENQUEUE_CHUNK = 500
 _GLOB_SPECIALS = str.maketrans({c: "\\" + c for c in "*?[]\\"})
 
 
-def redact_url(url: str) -> str:
-    """``url`` with any password replaced by ``***``, safe for logs.
-
-    Both places redis-py reads a password from are covered: the user info
-    (``redis://user:password@host``) and query parameters such as
-    ``?password=...`` or ``?ssl_password=...``.
-    """
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparsable url>"
-    netloc = parts.netloc
-    if parts.password is not None:
-        netloc = f"{parts.username or ''}:***@{netloc.rpartition('@')[2]}"
-    query = parts.query
-    if query:
-        query = "&".join(
-            f"{name}=***" if "password" in unquote_plus(name).lower() and sep else item
-            for item in query.split("&")
-            for name, sep, _ in [item.partition("=")]
-        )
-    if netloc == parts.netloc and query == parts.query:
-        return url
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
-
-
 def _load_script(client: redis.Redis, name: str) -> Script:
     text = importlib.resources.files("myrq.backends").joinpath("lua", name).read_text("utf-8")
     return client.register_script(text)
-
-
-def _s(value: Any) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-
-
-def _b(value: Any) -> bytes:
-    return value if isinstance(value, bytes) else str(value).encode("utf-8")
 
 
 class RedisBroker(Broker):
@@ -117,7 +87,7 @@ class RedisBroker(Broker):
         poll_interval: float = 1.0,
     ) -> None:
         if client is None:
-            client = _client_from_url(url or "redis://127.0.0.1:6379/0")
+            client = client_from_url(url or "redis://127.0.0.1:6379/0")
         kwargs = getattr(client, "connection_pool", None)
         if kwargs is not None and kwargs.connection_kwargs.get("decode_responses"):
             raise ConfigurationError(
@@ -127,7 +97,7 @@ class RedisBroker(Broker):
         if not key_prefix:
             raise ConfigurationError("key_prefix must not be empty; the default is 'myrq:'")
         self.client = client
-        self.url = redact_url(url) if url else _describe(client)
+        self.url = redact_url(url) if url else describe(client)
         self.prefix = key_prefix
         self.poll_interval = poll_interval
         # A blocking wait must end before the client's own socket timeout would.
@@ -138,9 +108,8 @@ class RedisBroker(Broker):
         self._leases_key = f"{key_prefix}leases"
         self._queues_key = f"{key_prefix}queues"
         self._enqueue = _load_script(client, "enqueue.lua")
-        self._dequeue = _load_script(client, "dequeue.lua")
+        self._finish_and_claim = _load_script(client, "finish_and_claim.lua")
         self._renew = _load_script(client, "renew.lua")
-        self._finish = _load_script(client, "finish.lua")
         self._release = _load_script(client, "release.lua")
         self._reap = _load_script(client, "reap.lua")
         self._delete = _load_script(client, "delete.lua")
@@ -152,7 +121,7 @@ class RedisBroker(Broker):
         ``redis://user:password@host:port/db`` carries ACL credentials; extra
         keyword arguments go to the Broker constructor.
         """
-        return cls(_client_from_url(url), url=url, key_prefix=key_prefix, **kwargs)
+        return cls(client_from_url(url), url=url, key_prefix=key_prefix, **kwargs)
 
     # -- keys --------------------------------------------------------------
 
@@ -167,26 +136,8 @@ class RedisBroker(Broker):
 
     # -- error translation -------------------------------------------------
 
-    @contextmanager
-    def _translate(self) -> Iterator[None]:
-        try:
-            yield
-        except (redis.AuthenticationError, redis.exceptions.AuthorizationError) as exc:
-            # Subclasses of ConnectionError in redis-py: the server is there but
-            # refused the credentials. Still a BrokerConnectionError (the step was
-            # not done), with a message that says what to fix.
-            raise BrokerConnectionError(
-                f"Redis at {self.url} refused the login: {exc} Check the user name and "
-                "password in the URL (redis://user:password@host:port/db) and the ACL "
-                "user on the server"
-            ) from exc
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            raise BrokerConnectionError(
-                f"cannot reach Redis at {self.url}: {exc}. Check that redis-server is running "
-                "there and that the URL (MYRQ_BROKER_URL or configure(broker=...)) is right"
-            ) from exc
-        except redis.RedisError as exc:
-            raise BrokerError(f"Redis at {self.url} refused the operation: {exc}") from exc
+    def _translate(self) -> AbstractContextManager[None]:
+        return translate_errors(self.url)
 
     # -- producing ---------------------------------------------------------
 
@@ -211,7 +162,7 @@ class RedisBroker(Broker):
                 self.queue_key(req.queue),
                 self.notify_key(req.queue),
             )
-            fields = req.fields if F_STATUS in req.fields else {**req.fields, F_STATUS: b"pending"}
+            fields = req.fields if F_STATUS in req.fields else {**req.fields, F_STATUS: S_PENDING}
             args += (req.job_id, req.queue, len(fields))
             for name, value in fields.items():
                 args += (name, value)
@@ -227,7 +178,7 @@ class RedisBroker(Broker):
         worker: str,
         lease: float,
         count: int,
-        finishes: Sequence[Finish] = (),
+        finishes: Sequence[FinishRequest] = (),
     ) -> tuple[list[bool], list[Delivery]]:
         keys = [self._leases_key]
         for q in queues:
@@ -244,7 +195,7 @@ class RedisBroker(Broker):
             args += (f.job_id, f.token, _ttl_ms(f.ttl), len(f.fields))
             for name, value in f.fields.items():
                 args += (name, value)
-        raw = self._dequeue(keys=keys, args=args)
+        raw = self._finish_and_claim(keys=keys, args=args)
         return [bool(w) for w in raw[0]], self._parse_deliveries(raw[1:], worker)
 
     def dequeue(
@@ -266,14 +217,16 @@ class RedisBroker(Broker):
                 # At least 10 ms: Redis before 7.0.8 read a sub-millisecond timeout as 0,
                 # which means "block forever".
                 wait = max(min(remaining, self._max_block), 0.01)
-                self.client.blpop(notify_keys, timeout=_v(wait))  # float: typed int in redis-py 5
+                self.client.blpop(
+                    notify_keys, timeout=reply(wait)
+                )  # float: typed int in redis-py 5
                 out = self._claim_call(queues, worker, lease, count)[1]
                 remaining = deadline - time.monotonic()
         return out
 
     def finish_many_and_dequeue(
         self,
-        finishes: Sequence[Finish],
+        finishes: Sequence[FinishRequest],
         *,
         queues: Sequence[str],
         worker: str,
@@ -290,23 +243,25 @@ class RedisBroker(Broker):
             fields = None
             if flat:
                 it = iter(flat)
-                fields = {_s(k): _b(v) for k, v in zip(it, it, strict=True)}
+                fields = {as_str(k): as_bytes(v) for k, v in zip(it, it, strict=True)}
             if token and fields is not None:
                 # The script returns the record as it was before the claim, and
                 # what the claim wrote, instead of reading the record again.
                 started_at, attempts, batch = claim
                 fields.update(
                     {
-                        F_STATUS: b"running",
-                        F_STARTED_AT: _b(started_at),
+                        F_STATUS: S_RUNNING,
+                        F_STARTED_AT: as_bytes(started_at),
                         F_WORKER: worker.encode(),
-                        F_LEASE: _b(token),
-                        F_QUEUE: _b(queue),
+                        F_LEASE: as_bytes(token),
+                        F_QUEUE: as_bytes(queue),
                         F_ATTEMPTS: str(attempts).encode(),
-                        F_BATCH: _b(batch),
+                        F_BATCH: as_bytes(batch),
                     }
                 )
-            out.append(Delivery(_s(job_id), _s(queue), _s(token) if token else None, fields))
+            out.append(
+                Delivery(as_str(job_id), as_str(queue), as_str(token) if token else None, fields)
+            )
         return out
 
     def renew(self, job_id: str, token: str, lease: float) -> bool:
@@ -319,16 +274,14 @@ class RedisBroker(Broker):
             )
 
     def finish(self, job_id: str, token: str, fields: Fields, ttl: float | None) -> bool:
-        args: list[Any] = [job_id, token, _ttl_ms(ttl)]
-        for name, value in fields.items():
-            args += (name, value)
         with self._translate():
-            return bool(self._finish(keys=[self.job_key(job_id), self._leases_key], args=args))
+            written, _ = self._claim_call((), "", 0, 0, [FinishRequest(job_id, token, fields, ttl)])
+        return written[0]
 
     def release(self, job_id: str, token: str) -> bool:
         with self._translate():
             queue = self.client.hget(self.job_key(job_id), F_QUEUE)
-            name = _s(queue) if queue else "default"
+            name = as_str(queue) if queue else "default"
             keys = [
                 self.job_key(job_id),
                 self._leases_key,
@@ -347,7 +300,7 @@ class RedisBroker(Broker):
         with self._translate():
             raw = self._reap(keys=[self._leases_key], args=args)
         return [
-            Reaped(_s(i), _s(q) if q else None, _s(outcome), int(n))  # type: ignore[arg-type]
+            Reaped(as_str(i), as_str(q) if q else None, as_str(outcome), int(n))  # type: ignore[arg-type]
             for i, q, outcome, n in raw
         ]
 
@@ -355,8 +308,8 @@ class RedisBroker(Broker):
 
     def get(self, job_id: str) -> dict[str, bytes] | None:
         with self._translate():
-            raw = _v(self.client.hgetall(self.job_key(job_id)))
-        return {_s(k): _b(v) for k, v in raw.items()} or None
+            raw = reply(self.client.hgetall(self.job_key(job_id)))
+        return {as_str(k): as_bytes(v) for k, v in raw.items()} or None
 
     def delete(self, job_id: str) -> bool:
         keys = [self.job_key(job_id), self._leases_key, self._queues_key]
@@ -365,20 +318,22 @@ class RedisBroker(Broker):
 
     def queue_length(self, queue: str) -> int:
         with self._translate():
-            return int(_v(self.client.llen(self.queue_key(queue))))
+            return int(reply(self.client.llen(self.queue_key(queue))))
 
     def queued_ids(self, queue: str, start: int = 0, stop: int = -1) -> list[str]:
         with self._translate():
-            return [_s(i) for i in _v(self.client.lrange(self.queue_key(queue), start, stop))]
+            return [
+                as_str(i) for i in reply(self.client.lrange(self.queue_key(queue), start, stop))
+            ]
 
     def queue_names(self) -> list[str]:
         # The set has every queue myrq enqueued to; the scan adds queues that
         # foreign clients pushed to without registering them.
         head = self.queue_key("")
         with self._translate():
-            names = {_s(n) for n in _v(self.client.smembers(self._queues_key))}
+            names = {as_str(n) for n in reply(self.client.smembers(self._queues_key))}
             for key in self.client.scan_iter(match=head.translate(_GLOB_SPECIALS) + "*"):
-                names.add(_s(key)[len(head) :])
+                names.add(as_str(key)[len(head) :])
         return sorted(names)
 
     def job_ids(self) -> Iterator[str]:
@@ -386,11 +341,11 @@ class RedisBroker(Broker):
         pattern = head.translate(_GLOB_SPECIALS) + "*"
         with self._translate():
             keys = list(self.client.scan_iter(match=pattern, count=1000))
-        return iter(_s(k)[len(head) :] for k in keys)
+        return iter(as_str(k)[len(head) :] for k in keys)
 
     def leased_ids(self) -> list[str]:
         with self._translate():
-            return [_s(i) for i in _v(self.client.zrange(self._leases_key, 0, -1))]
+            return [as_str(i) for i in reply(self.client.zrange(self._leases_key, 0, -1))]
 
     def status_counts(self) -> dict[str, int]:
         ids = list(self.job_ids())
@@ -403,7 +358,7 @@ class RedisBroker(Broker):
                 for status in pipe.execute():
                     if status is None:
                         continue  # expired between the scan and the read
-                    name = _s(status) or "(none)"
+                    name = as_str(status) or "(none)"
                     counts[name] = counts.get(name, 0) + 1
         return counts
 
@@ -414,60 +369,24 @@ class RedisBroker(Broker):
     def memory_policy(self) -> str | None:
         """Redis's ``maxmemory-policy``, or None if it cannot be read."""
         try:
-            value = _v(self.client.config_get("maxmemory-policy")).get("maxmemory-policy")
+            value = reply(self.client.config_get("maxmemory-policy")).get("maxmemory-policy")
         except redis.RedisError:
             return None
-        return _s(value) if value is not None else None
+        return as_str(value) if value is not None else None
+
+    def startup_warnings(self) -> list[str]:
+        policy = self.memory_policy()
+        if policy and policy.startswith("allkeys"):
+            return [
+                f"Redis at {self.url} has maxmemory-policy {policy}: under memory pressure it "
+                "may evict queued jobs. Set it to noeviction for a job queue."
+            ]
+        return []
 
     def close(self) -> None:
         self.client.close()
 
 
-def check_redis_url(url: str) -> None:
-    """Raise ConfigurationError if ``url`` is not a usable Redis URL (connects to nothing)."""
-    scheme = url.partition("://")[0].lower()
-    if scheme not in ("redis", "rediss", "unix"):
-        raise ConfigurationError(
-            f"RedisBroker cannot use URL {redact_url(url)!r}: the scheme must be redis://, "
-            "rediss:// (TLS) or unix://"
-        )
-    try:
-        parse_url(url)  # type: ignore[no-untyped-call]
-    except ValueError as exc:
-        raise ConfigurationError(f"invalid Redis URL {redact_url(url)!r}: {exc}") from exc
-    db = urlsplit(url).path.strip("/")
-    if scheme != "unix" and db and not db.isdigit():
-        raise ConfigurationError(
-            f"invalid Redis URL {redact_url(url)!r}: the path must be a database number "
-            f"(e.g. /0), not {db!r}"
-        )
-
-
-def _client_from_url(url: str) -> redis.Redis:
-    check_redis_url(url)
-    try:
-        return redis.Redis.from_url(url, decode_responses=False)
-    except ValueError as exc:
-        raise ConfigurationError(f"invalid Redis URL {redact_url(url)!r}: {exc}") from exc
-
-
-def _describe(client: redis.Redis) -> str:
-    pool = getattr(client, "connection_pool", None)
-    kw = pool.connection_kwargs if pool is not None else {}
-    if "path" in kw:
-        return f"unix://{kw['path']}?db={kw.get('db', 0)}"
-    if "host" in kw:
-        return f"redis://{kw['host']}:{kw.get('port', 6379)}/{kw.get('db', 0)}"
-    return type(client).__name__
-
-
 def _ttl_ms(ttl: float | None) -> int:
     """A record lifetime for the scripts: -1 keep forever, 0 delete now, else ms."""
     return -1 if ttl is None else max(0, int(ttl * 1000))
-
-
-def _v(reply: Any) -> Any:
-    """A reply of the synchronous client. (redis-py 5 types replies as
-    ``Awaitable | value`` for its sync and async clients alike; this keeps
-    mypy --strict quiet on every redis-py version we support.)"""
-    return reply

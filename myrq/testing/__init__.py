@@ -1,7 +1,8 @@
-"""Test kit for users and backend authors.
+"""Test kit for users and backend authors (``pip install 'myrq[testing]'``).
 
 - :class:`myrq.testing.contract.BrokerContract`: the behavioural suite every
-  broker must pass. Subclass it in a pytest module and provide a ``broker``
-  fixture that returns a fresh, empty broker.
+  broker must pass, as a pytest mixin with hooks for the broker-specific steps.
+- :mod:`myrq.testing.brokers`: those hooks for the built-in brokers and for
+  any broker on a :class:`~myrq.backends.store.Store`.
 - :mod:`myrq.testing.redis_server`: start a throwaway ``redis-server``.
 """

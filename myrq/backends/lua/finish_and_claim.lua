@@ -1,5 +1,7 @@
 -- Finish any number of jobs, then take ids off the first non-empty queues and
--- lease them, as one step: a busy worker's only round trip per batch.
+-- lease them, as one step: a busy worker's only round trip per batch. With
+-- count 0 it only finishes (Broker.finish); with no finishes it only claims
+-- (Broker.dequeue). myrq/backends/store_broker.py is its Python copy.
 -- KEYS: leases zset, then for each queue in priority order: queue list, notify
 --       list; then the hash of each job being finished, in order
 -- ARGV: key prefix, worker name, lease ms, count (0: claim nothing), random

@@ -6,7 +6,7 @@ leaves with ``os._exit``. The parent reads the pipe (so a large result cannot
 block the child) until EOF or the job's timeout, then reaps the child:
 
 * a message ``R<result bytes>``: finished;
-* a message ``E<JobError JSON>``: the function raised (or its result could
+* a message ``E<ErrorInfo JSON>``: the function raised (or its result could
   not be encoded, or the allow-list refused it);
 * no message: the child died (a segfault, ``os._exit``, the kernel's OOM
   killer): the job fails with the signal or exit code;
@@ -35,8 +35,8 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+from myrq.codec import ErrorInfo, safe_str
 from myrq.exceptions import FunctionLookupError
-from myrq.job import JobError, safe_str
 from myrq.serializers import Serializer
 
 try:
@@ -53,7 +53,7 @@ class ChildOutcome:
     def __init__(
         self,
         result: bytes | None = None,
-        error: JobError | None = None,
+        error: ErrorInfo | None = None,
         timed_out: bool = False,
     ) -> None:
         self.result = result
@@ -95,8 +95,8 @@ def run_isolated(  # noqa: PLR0917 - one internal caller
     if data[:1] == b"R":
         return ChildOutcome(result=data[1:])
     if data[:1] == b"E":
-        return ChildOutcome(error=JobError.from_bytes(data[1:]))
-    return ChildOutcome(error=JobError("ChildProcessDied", _describe_exit(status), ""))
+        return ChildOutcome(error=ErrorInfo.from_bytes(data[1:]))
+    return ChildOutcome(error=ErrorInfo("ChildProcessDied", _describe_exit(status), ""))
 
 
 def _child(  # noqa: PLR0917 - one internal caller
@@ -116,16 +116,16 @@ def _child(  # noqa: PLR0917 - one internal caller
         try:
             result = resolve()(*args, **kwargs)
         except FunctionLookupError as exc:  # reported as the worker does in-process
-            message = b"E" + JobError(type(exc).__name__, str(exc), "").to_bytes()
+            message = b"E" + ErrorInfo(type(exc).__name__, str(exc), "").to_bytes()
         except BaseException as exc:  # the job's own SystemExit too: it fails the job
-            message = b"E" + JobError.from_exception(exc).to_bytes()
+            message = b"E" + ErrorInfo.from_exception(exc).to_bytes()
         else:
             try:
                 message = b"R" + serializer.dumps(result)
             except Exception as exc:
                 message = (
                     b"E"
-                    + JobError(
+                    + ErrorInfo(
                         "ResultSerializationError",
                         f"the job returned a {type(result).__qualname__} that the "
                         f"{serializer.name or type(serializer).__name__} serializer cannot "

@@ -1,0 +1,106 @@
+"""The encodings of two record fields that only myrq reads: the payload and the error.
+
+The payload (field ``func``) is the serializer's encoding of
+``{"func_name": str, "args": list, "kwargs": dict}``. The error (field
+``error``) is always JSON, ``{"type", "message", "traceback"}``, whatever the
+serializer: an error is described as plain strings and never rebuilt into a
+live exception.
+"""
+
+from __future__ import annotations
+
+import json
+import traceback
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from myrq.exceptions import DeserializationError
+from myrq.serializers import Serializer
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    """Why a job failed, as plain data (never a live exception object)."""
+
+    type: str
+    message: str
+    traceback: str
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(
+            {"type": self.type, "message": self.message, "traceback": self.traceback},
+            ensure_ascii=True,  # lone surrogates in a message must not break the encoding
+        ).encode("ascii")
+
+    @classmethod
+    def from_exception(cls, exc: BaseException, message: str | None = None) -> ErrorInfo:
+        """Describe ``exc`` as plain data; never raises, whatever ``exc``'s methods do."""
+        kind = type(exc)
+        name = (
+            kind.__qualname__
+            if kind.__module__ == "builtins"
+            else f"{kind.__module__}.{kind.__qualname__}"
+        )
+        try:
+            tb = "".join(traceback.format_exception(exc))
+        except BaseException:
+            tb = f"<the traceback of this {name} could not be formatted>"
+        return cls(name, safe_str(exc) if message is None else message, tb)
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> ErrorInfo:
+        try:
+            data = json.loads(raw)
+            return cls(str(data["type"]), str(data["message"]), str(data.get("traceback", "")))
+        except (ValueError, KeyError, TypeError, RecursionError):
+            return cls("UnknownError", raw.decode("utf-8", "replace"), "")
+
+    def __str__(self) -> str:
+        return f"{self.type}: {self.message}"
+
+
+def safe_str(value: object) -> str:
+    """``str(value)``, or a placeholder if its ``__str__`` raises."""
+    try:
+        return str(value)
+    except BaseException:
+        try:
+            return f"<{type(value).__qualname__} whose str() raised>"
+        except BaseException:
+            return "<unprintable>"
+
+
+def encode_payload(
+    serializer: Serializer, func_name: str, args: Sequence[Any], kwargs: Mapping[str, Any]
+) -> bytes:
+    """The ``func`` field: ``{"func_name": ..., "args": [...], "kwargs": {...}}`` encoded."""
+    return serializer.dumps({"func_name": func_name, "args": list(args), "kwargs": dict(kwargs)})
+
+
+def decode_payload(serializer: Serializer, raw: bytes) -> tuple[str, list[Any], dict[str, Any]]:
+    """Decode and check a ``func`` field.
+
+    Raises:
+        DeserializationError: undecodable, or not of the expected shape.
+    """
+    data = serializer.loads(raw)
+    if not isinstance(data, dict):
+        raise DeserializationError(
+            f"job payload decodes to a {type(data).__name__}, expected a mapping with "
+            "func_name, args and kwargs"
+        )
+    func_name = data.get("func_name")
+    args = data.get("args") or []
+    kwargs = data.get("kwargs") or {}
+    if not isinstance(func_name, str) or not func_name:
+        raise DeserializationError(f"job payload has no usable func_name: {func_name!r}")
+    if not isinstance(args, list | tuple):
+        raise DeserializationError(f"job payload args must be a list, not {type(args).__name__}")
+    if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
+        raise DeserializationError("job payload kwargs must be a mapping with string keys")
+    return func_name, list(args), kwargs
+
+
+#: The former name of :class:`ErrorInfo` (it is plain data, not an exception).
+JobError = ErrorInfo

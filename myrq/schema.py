@@ -1,0 +1,124 @@
+"""The stored job record: every field name, the status bytes, number encoding.
+
+A job is stored as a flat mapping of field name to bytes (a Redis hash, SQL
+rows, a dict). This module is the one place those names and encodings are
+written in Python; the Lua scripts in ``myrq/backends/lua/`` keep their own
+copy, and the broker contract suite holds both to the same behaviour.
+
+Fields the broker itself reads or writes (all others it stores opaquely):
+
+``status``      ``pending`` on enqueue, ``running`` on claim, set by the caller on finish
+``queue``       name of the queue the job is on; set on claim, read when a lease expires
+``attempts``    incremented by one each time the job is claimed
+``started_at``  set on claim: seconds since the epoch, as decimal text
+``worker``      set on claim: the claiming worker's name
+``lease``       the fencing token of the current claim; removed on release (may stay on finish)
+``batch``       ``1`` when claimed by a ``dequeue`` of ``count > 1`` (brokers with batch_claims)
+``solo``        ``1`` once a batch claim was reaped: the job is only claimed alone from then on
+``failure_ttl`` read when a reap fails an abandoned job: seconds to keep it (-1 forever, 0 none)
+``ended_at``    set when a reap fails an abandoned job
+``error``       set when a reap fails an abandoned job (see :func:`abandoned_error`)
+
+Fields written and read above the broker: ``func`` (the encoded payload),
+``sig``, ``timeout``, ``created_at``, ``result``, ``result_ttl``,
+``description``.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+from myrq.status import JobStatus
+
+# -- field names ---------------------------------------------------------------
+# The first four are the original design's (see docs/redis-keys.md).
+
+#: The encoded payload ``{"func_name", "args", "kwargs"}`` (the original design
+#: named the field ``func``; it holds the whole call, not just the function).
+F_PAYLOAD = "func"
+F_STATUS = "status"
+F_TIMEOUT = "timeout"
+F_CREATED_AT = "created_at"
+F_QUEUE = "queue"
+F_ATTEMPTS = "attempts"
+F_STARTED_AT = "started_at"
+F_WORKER = "worker"
+F_LEASE = "lease"
+F_BATCH = "batch"
+F_SOLO = "solo"
+F_ENDED_AT = "ended_at"
+F_ERROR = "error"
+F_RESULT = "result"
+F_RESULT_TTL = "result_ttl"
+F_FAILURE_TTL = "failure_ttl"
+F_DESCRIPTION = "description"
+#: HMAC of the id and payload (see :mod:`myrq.signing`).
+F_SIGNATURE = "sig"
+
+# -- statuses as stored ----------------------------------------------------------
+
+S_PENDING = JobStatus.PENDING.value.encode()
+S_RUNNING = JobStatus.RUNNING.value.encode()
+S_FINISHED = JobStatus.FINISHED.value.encode()
+S_FAILED = JobStatus.FAILED.value.encode()
+S_TIMEOUT = JobStatus.TIMEOUT.value.encode()
+
+#: Statuses an enqueue of the same id refuses to replace.
+LIVE = frozenset({S_PENDING, S_RUNNING})
+#: Statuses a claim skips: the id is dropped from the queue and reported.
+UNCLAIMABLE = frozenset({S_RUNNING, S_FINISHED, S_FAILED, S_TIMEOUT})
+
+# -- numbers -------------------------------------------------------------------
+
+
+def parse_number(raw: bytes | None) -> float | None:
+    """A finite number from a field, or None (absent, garbled, inf or nan)."""
+    if raw is None or raw == b"":
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def parse_count(raw: bytes | None) -> int:
+    """A counter field (``attempts``): absent or not a whole number counts as 0."""
+    try:
+        return int(raw or b"0")
+    except ValueError:
+        return 0
+
+
+def format_number(value: float) -> bytes:
+    """Numbers as the shortest decimal text that round-trips (``60``, ``1.5``)."""
+    if float(value).is_integer():
+        return str(int(value)).encode()
+    return repr(float(value)).encode()
+
+
+@functools.lru_cache(maxsize=64)
+def format_timeout(value: float) -> bytes:
+    """:func:`format_number` for timeouts, which repeat (a queue's default, mostly)."""
+    return format_number(value)
+
+
+def format_time(seconds: float) -> bytes:
+    """A point in time (seconds since the epoch) as stored: ``repr`` of the float."""
+    return repr(seconds).encode()
+
+
+# -- the reap rule's error -------------------------------------------------------
+
+#: The ``error`` field a reap writes when it gives up on a job (``%d``: attempts).
+#: reap.lua formats the same template, passed to it as an argument.
+ABANDONED_ERROR_TEMPLATE = (
+    '{"type":"AbandonedJob","message":"abandoned %d times: its worker stopped '
+    'renewing the lease (killed, hung or cut off) on every attempt","traceback":""}'
+)
+
+
+def abandoned_error(attempts: int) -> bytes:
+    """The ``error`` field for a job abandoned ``attempts`` times."""
+    return (ABANDONED_ERROR_TEMPLATE % attempts).encode()

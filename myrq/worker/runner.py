@@ -1,0 +1,197 @@
+"""Running one job: a claimed record in, an outcome out. Knows no broker.
+
+:meth:`Runner.prepare` checks the payload (size, then signature, before
+anything is decoded), decodes it and picks the timeout; a payload it refuses
+becomes a failed :class:`Outcome` at once. :meth:`Runner.run` resolves the
+function through the allow-list and calls it, in this process under the job
+alarm or in a forked child (:mod:`myrq.worker.isolation`), and encodes its
+return value.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any
+
+from myrq.backends import Delivery
+from myrq.codec import ErrorInfo, decode_payload, safe_str
+from myrq.exceptions import FunctionLookupError, JobTimeout, SignatureError
+from myrq.registry import AllowList
+from myrq.schema import F_PAYLOAD, F_SIGNATURE, F_TIMEOUT, parse_number
+from myrq.serializers import Serializer
+from myrq.signing import verify
+from myrq.status import JobStatus
+from myrq.worker.alarm import JobAlarm
+from myrq.worker.isolation import run_isolated
+from myrq.worker.settings import WorkerSettings
+from myrq.worker.shutdown import ShutdownNow
+
+#: The error type a timed-out job records, in process or isolated.
+TIMEOUT_TYPE = f"{JobTimeout.__module__}.{JobTimeout.__qualname__}"
+
+
+@dataclass
+class Outcome:
+    """How one run ended: ``result`` when finished, ``error`` otherwise."""
+
+    status: JobStatus
+    result: bytes | None = None
+    error: ErrorInfo | None = None
+    func_name: str = "<refused>"
+    elapsed: float = 0.0
+
+
+def failure(kind: str, message: str, func_name: str = "<refused>") -> Outcome:
+    return Outcome(JobStatus.FAILED, error=ErrorInfo(kind, message, ""), func_name=func_name)
+
+
+@dataclass(frozen=True)
+class Call:
+    """A decoded job, ready to run."""
+
+    func_name: str
+    args: list[Any]
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    timeout: float = 0.0
+    isolated: bool = False
+
+
+class Runner:
+    """Prepares and runs jobs for one worker.
+
+    ``interruptible`` wraps exactly the job's own code (the function call, or
+    the wait for an isolated child): a shutdown signal may interrupt the job
+    only there, never while its outcome is being put together.
+    """
+
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        serializer: Serializer,
+        allow: AllowList,
+        alarm: JobAlarm,
+        interruptible: Callable[[], AbstractContextManager[None]],
+    ) -> None:
+        self.settings = settings
+        self.serializer = serializer
+        self.allow = allow
+        self.alarm = alarm
+        self.interruptible = interruptible
+
+    def prepare(self, delivery: Delivery) -> Call | Outcome:
+        """Check and decode a claimed job; an Outcome when it must not run."""
+        fields = delivery.fields or {}
+        payload = fields.get(F_PAYLOAD, b"")
+        limit = self.settings.max_payload_size
+        if limit and len(payload) > limit:
+            return failure(
+                "PayloadTooLargeError",
+                f"payload of {len(payload):,} bytes is above this worker's limit of "
+                f"{limit:,} (max_payload_size); it was not decoded",
+            )
+        if self.settings.secret_key:
+            try:
+                verify(self.settings.secret_key, delivery.job_id, payload, fields.get(F_SIGNATURE))
+            except SignatureError as exc:
+                return failure("SignatureError", str(exc))
+        try:
+            func_name, args, kwargs = decode_payload(self.serializer, payload)
+        except Exception as exc:  # DeserializationError, or a custom serializer's own error
+            return failure("InvalidPayload", f"payload could not be decoded: {safe_str(exc)}")
+        timeout = parse_number(fields.get(F_TIMEOUT))
+        if timeout is None or not timeout > 0:  # absent or garbled: the default, not "none"
+            timeout = self.settings.default_timeout
+        return Call(func_name, args, kwargs, timeout, self.settings.isolates(delivery.queue))
+
+    def run(self, call: Call) -> Outcome:
+        """Run a prepared call. Raises only :class:`ShutdownNow`, the worker's own signal."""
+        if call.isolated:
+            return self._run_isolated(call)
+        started = time.monotonic()
+        try:
+            with self.interruptible():
+                # The import is inside the timeout too: a module that hangs at
+                # import time must not hang the worker.
+                result = self._call(call)
+        except FunctionLookupError as exc:  # FunctionNotAllowed too: nothing was imported
+            return failure(type(exc).__name__, str(exc), call.func_name)
+        except JobTimeout:
+            message = f"job exceeded its timeout of {call.timeout:g}s and was stopped"
+            return Outcome(
+                JobStatus.TIMEOUT,
+                error=_error_from_current(message),
+                func_name=call.func_name,
+                elapsed=time.monotonic() - started,
+            )
+        except ShutdownNow:
+            raise
+        except BaseException as exc:  # a job's SystemExit/KeyboardInterrupt fails the job only
+            return self._failed(call, exc, started)
+        elapsed = time.monotonic() - started
+        try:
+            encoded = self.serializer.dumps(result)
+        except Exception as exc:  # SerializationError, or a custom serializer's own error
+            outcome = failure(
+                "ResultSerializationError",
+                f"the job returned a {type(result).__qualname__} that the "
+                f"{self.serializer.name or type(self.serializer).__name__} serializer "
+                f"cannot store: {safe_str(exc)}",
+                call.func_name,
+            )
+            outcome.elapsed = elapsed
+            return outcome
+        return Outcome(JobStatus.FINISHED, encoded, func_name=call.func_name, elapsed=elapsed)
+
+    def _call(self, call: Call) -> Any:
+        if threading.current_thread() is not threading.main_thread():
+            # SIGALRM reaches only the main thread: no timeout here.
+            return self.allow.resolve(call.func_name)(*call.args, **call.kwargs)
+        with self.alarm(call.timeout):
+            return self.allow.resolve(call.func_name)(*call.args, **call.kwargs)
+
+    @staticmethod
+    def _failed(call: Call, exc: BaseException, started: float) -> Outcome:
+        return Outcome(
+            JobStatus.FAILED,
+            error=ErrorInfo.from_exception(exc),
+            func_name=call.func_name,
+            elapsed=time.monotonic() - started,
+        )
+
+    def _run_isolated(self, call: Call) -> Outcome:
+        started = time.monotonic()
+        with self.interruptible():  # a shutdown kills and reaps the child on its way out
+            child = run_isolated(
+                lambda: self.allow.resolve(call.func_name),
+                call.args,
+                call.kwargs,
+                self.serializer,
+                call.timeout,
+                self.settings.job_memory_limit,
+            )
+        elapsed = time.monotonic() - started
+        if child.timed_out:
+            message = f"job exceeded its timeout of {call.timeout:g}s; its process was killed"
+            error = ErrorInfo(TIMEOUT_TYPE, message, "")
+            return Outcome(
+                JobStatus.TIMEOUT, error=error, func_name=call.func_name, elapsed=elapsed
+            )
+        if child.error is not None:
+            return Outcome(
+                JobStatus.FAILED, error=child.error, func_name=call.func_name, elapsed=elapsed
+            )
+        return Outcome(
+            JobStatus.FINISHED, result=child.result, func_name=call.func_name, elapsed=elapsed
+        )
+
+
+def _error_from_current(message: str) -> ErrorInfo:
+    exc = sys.exc_info()[1]
+    if exc is None:
+        return ErrorInfo("UnknownError", message, "")
+    return ErrorInfo.from_exception(exc, message)

@@ -1,0 +1,128 @@
+"""A worker's settings, checked once when the worker is made."""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from myrq import config
+from myrq.durations import check_seconds
+from myrq.exceptions import ConfigurationError, InvalidJobError
+from myrq.ids import validate_queue_name
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """Everything a worker was told, validated (see :class:`~myrq.worker.Worker`)."""
+
+    queue_names: tuple[str, ...]
+    name: str
+    lease_ttl: float
+    max_attempts: int
+    idle_wait: float
+    default_timeout: float
+    result_ttl: int
+    failure_ttl: int
+    secret_key: bytes | None
+    max_payload_size: int
+    grace_period: float | None
+    isolate_all: bool
+    isolated_queues: frozenset[str]
+    job_memory_limit: int | None
+    prefetch: int
+
+    @classmethod
+    def build(  # noqa: PLR0917 - mirrors Worker's keyword arguments
+        cls,
+        queue_names: Sequence[str],
+        name: str | None,
+        lease_ttl: float,
+        max_attempts: int,
+        idle_wait: float,
+        default_timeout: float,
+        result_ttl: int,
+        failure_ttl: int,
+        secret_key: bytes | None,
+        max_payload_size: int | None,
+        grace_period: float | None,
+        isolate: bool | Sequence[str],
+        job_memory_limit: int | None,
+        prefetch: int,
+    ) -> WorkerSettings:
+        """Check every value; fill in the configured secret key and payload cap.
+
+        Raises:
+            InvalidJobError: no queue, or a bad queue name.
+            ConfigurationError: any other value out of range, with its name.
+        """
+        if not queue_names:
+            raise InvalidJobError("a Worker needs at least one queue name")
+        names = tuple(validate_queue_name(n) for n in queue_names)
+        check_seconds("lease_ttl", lease_ttl, minimum=1.0)
+        check_seconds("idle_wait", idle_wait, minimum=0.01)
+        check_seconds("default_timeout", default_timeout, minimum=0.001)
+        if not isinstance(max_attempts, int) or isinstance(max_attempts, bool) or max_attempts < 0:
+            raise ConfigurationError(
+                f"max_attempts must be a whole number >= 0 (0: no limit), not {max_attempts!r}"
+            )
+        if grace_period is not None:
+            check_seconds("grace_period", grace_period, minimum=0.0)
+        isolate_all, isolated_queues = _isolation(isolate, job_memory_limit)
+        if not isinstance(prefetch, int) or isinstance(prefetch, bool) or not 1 <= prefetch <= 1000:
+            raise ConfigurationError(
+                f"prefetch must be a whole number from 1 to 1000, not {prefetch!r}"
+            )
+        return cls(
+            queue_names=names,
+            name=name or f"{socket.gethostname()}.{os.getpid()}.{random.getrandbits(32):08x}",
+            lease_ttl=lease_ttl,
+            max_attempts=max_attempts,
+            idle_wait=idle_wait,
+            default_timeout=default_timeout,
+            result_ttl=result_ttl,
+            failure_ttl=failure_ttl,
+            secret_key=config.secret_key() if secret_key is None else secret_key,
+            max_payload_size=(
+                config.max_payload_size() if max_payload_size is None else max_payload_size
+            ),
+            grace_period=grace_period,
+            isolate_all=isolate_all,
+            isolated_queues=isolated_queues,
+            job_memory_limit=job_memory_limit,
+            prefetch=prefetch,
+        )
+
+    def isolates(self, queue: str) -> bool:
+        """True if jobs taken from ``queue`` run in a child process."""
+        return self.isolate_all or queue in self.isolated_queues
+
+
+def _isolation(
+    isolate: bool | Sequence[str], job_memory_limit: int | None
+) -> tuple[bool, frozenset[str]]:
+    """Check the isolation options: (every job isolated, isolated queues)."""
+    if isinstance(isolate, str):
+        isolate = [isolate]
+    isolate_all = isolate is True
+    isolated_queues: frozenset[str] = (
+        frozenset()
+        if isinstance(isolate, bool)
+        else frozenset(validate_queue_name(q) for q in isolate)
+    )
+    if (isolate_all or isolated_queues) and not hasattr(os, "fork"):
+        raise ConfigurationError("isolate needs os.fork, which this platform lacks")
+    if job_memory_limit is not None and (
+        not isinstance(job_memory_limit, int) or job_memory_limit <= 0
+    ):
+        raise ConfigurationError(
+            f"job_memory_limit must be a positive number of bytes, not {job_memory_limit!r}"
+        )
+    if job_memory_limit is not None and not (isolate_all or isolated_queues):
+        raise ConfigurationError(
+            "job_memory_limit needs isolation (isolate=True or a list of queues): "
+            "only a job's own child process can be capped"
+        )
+    return isolate_all, isolated_queues

@@ -1,0 +1,109 @@
+"""Graceful shutdown: SIGTERM/SIGINT, the grace period, and stopping the running job.
+
+A first SIGTERM or SIGINT sets the worker's stop event: it takes no new job
+and finishes the one it runs. A second signal, or the end of the grace period,
+raises :class:`ShutdownNow` inside the running job, but only while the job's
+own code runs (:meth:`Shutdown.interruptible`); the worker then puts the job
+back on its queue, uncounted.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+logger = logging.getLogger("myrq.worker")
+
+
+class ShutdownNow(BaseException):
+    """Raised in the running job by a second SIGTERM/SIGINT or the end of the grace period."""
+
+
+class Shutdown:
+    """Signal handling for one worker's run."""
+
+    def __init__(self, worker_name: str, grace_period: float | None, stop: threading.Event) -> None:
+        self.worker_name = worker_name
+        self.grace_period = grace_period
+        self.stop = stop
+        self._running = False  # the job's own code is running (interruptible)
+        self._grace_over = False
+        self._timer: threading.Timer | None = None
+
+    @contextmanager
+    def interruptible(self) -> Iterator[None]:
+        """Mark the job's own code: only here may a shutdown interrupt it."""
+        self._running = True
+        try:
+            yield
+        finally:
+            self._running = False
+
+    def install(self) -> Callable[[], None]:
+        """Install the SIGTERM/SIGINT handlers (main thread only); return their undo."""
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+        for sig in previous:
+            signal.signal(sig, self._handle)
+
+        def restore() -> None:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+
+        return restore
+
+    def close(self) -> None:
+        """Cancel the grace timer, if one runs."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer.join()
+            self._timer = None
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        if self._grace_over:
+            self._grace_over = False
+            if self._running:
+                logger.warning(
+                    "worker %s: grace period of %gs is over: stopping the current job "
+                    "and putting it back on its queue",
+                    self.worker_name,
+                    self.grace_period,
+                )
+                raise ShutdownNow
+        elif not self.stop.is_set():
+            grace = "" if self.grace_period is None else f" (grace period {self.grace_period:g}s)"
+            logger.info(
+                "worker %s got %s: finishing the current job%s, then exiting "
+                "(send it again to stop now)",
+                self.worker_name,
+                name,
+                grace,
+            )
+            self.stop.set()
+            # Started even between jobs: one may be starting right now. At the
+            # end of the period, only a job still running is interrupted.
+            if self.grace_period is not None:
+                self._timer = threading.Timer(self.grace_period, self._end_grace, args=(signum,))
+                self._timer.daemon = True
+                self._timer.start()
+        elif self._running:
+            logger.warning(
+                "worker %s got %s again: stopping the current job and putting it back on its queue",
+                self.worker_name,
+                name,
+            )
+            raise ShutdownNow
+
+    def _end_grace(self, signum: int) -> None:
+        """Timer thread: the grace period is over; interrupt the job in the main thread."""
+        if self._running:
+            self._grace_over = True
+            ident = threading.main_thread().ident
+            if ident is not None:
+                signal.pthread_kill(ident, signum)

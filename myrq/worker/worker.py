@@ -1,0 +1,319 @@
+"""Worker: takes jobs from queues, runs them, records the outcome.
+
+One job at a time, in the worker's own process by default, or in a forked
+child per job with ``isolate``. While jobs are quick, a small batch is
+claimed at once and their outcomes are written together. A heartbeat thread
+renews the leases the worker holds and reaps leases that other, dead workers
+left behind, so their jobs run again.
+
+The parts, one module each: :mod:`~myrq.worker.settings` (checked options),
+:mod:`~myrq.worker.runner` (a claimed record in, an outcome out),
+:mod:`~myrq.worker.outbox` (claimed and unwritten jobs, the broker calls),
+:mod:`~myrq.worker.shutdown` (signals, grace period),
+:mod:`~myrq.worker.heartbeat`, :mod:`~myrq.worker.alarm` and
+:mod:`~myrq.worker.isolation`. This module is the loop that ties them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+from myrq import config
+from myrq.backends import Broker, Delivery
+from myrq.durations import ttl_for_broker
+from myrq.queue import Queue
+from myrq.registry import AllowList, FunctionRegistry, registry
+from myrq.schema import F_STATUS
+from myrq.serializers import Serializer
+from myrq.status import JobStatus
+from myrq.worker.alarm import JobAlarm
+from myrq.worker.heartbeat import Heartbeat
+from myrq.worker.outbox import Outbox
+from myrq.worker.runner import Call, Runner
+from myrq.worker.settings import WorkerSettings
+from myrq.worker.shutdown import Shutdown, ShutdownNow
+from myrq.worker.stats import WorkerStats
+
+logger = logging.getLogger("myrq.worker")
+
+#: Jobs quicker than this (seconds) let the worker prefetch a batch and write
+#: outcomes together; after a slower one it claims and writes one at a time.
+QUICK = 0.005
+
+
+class Worker:
+    """Runs jobs from ``queues``, the first listed having priority.
+
+    Args:
+        queues: queue names or :class:`Queue` objects, highest priority first.
+        broker: a Broker, a URL, or None for the configured one.
+        serializer: how payloads and results are encoded; must match the producers'.
+        name: unique worker name (default ``host.pid.random``).
+        lease_ttl: seconds a claimed job stays leased without a heartbeat; a
+            dead worker's jobs run again this long after it died.
+        max_attempts: claims after which a job whose worker keeps dying is
+            failed as abandoned instead of requeued (0: no limit).
+        idle_wait: longest single blocking wait for a job when idle; bounds
+            how quickly a stop request is noticed.
+        default_timeout: for jobs whose record has no valid ``timeout``
+            (e.g. written by another client).
+        result_ttl, failure_ttl: for jobs whose record does not set them.
+        allow: module prefixes whose functions may run, added to the
+            configured ones (``MYRQ_ALLOW``); functions registered with
+            ``@myrq.task`` may always run. Anything else fails its job with
+            FunctionNotAllowed, and nothing is imported (see :mod:`myrq.registry`).
+        registry: where ``@myrq.task`` functions are looked up (default: global).
+        secret_key: require payloads signed with this key (default: configured,
+            ``MYRQ_SECRET_KEY``; ``b""``: do not check).
+        max_payload_size: fail jobs whose payload is larger, before decoding it
+            (default: configured, 1 MiB; 0: no cap).
+        grace_period: after a first SIGTERM/SIGINT, seconds the current job may
+            still run before it is stopped and put back on its queue (None: no
+            limit). A second signal stops it at once.
+        isolate: run each job in a forked child process (True), or only jobs
+            of the listed queues, so a segfault, ``os._exit`` or memory blow-up
+            fails the job and not the worker; its timeout then kills the child.
+        job_memory_limit: with isolation, cap each child's address space at
+            this many bytes (a larger allocation raises MemoryError in the job).
+        prefetch: while jobs take under 5 ms, claim up to this many at once and
+            write their outcomes together (one round trip per batch instead of
+            per job); 1 turns it off. Only on brokers with ``batch_claims``.
+            Claimed jobs not yet started are given back on shutdown.
+    """
+
+    def __init__(
+        self,
+        queues: Sequence[str | Queue] | str = ("default",),
+        broker: Broker | str | None = None,
+        serializer: Serializer | str | None = None,
+        *,
+        name: str | None = None,
+        lease_ttl: float = 60.0,
+        max_attempts: int = 3,
+        idle_wait: float = 1.0,
+        default_timeout: float = config.DEFAULT_TIMEOUT,
+        result_ttl: int = config.DEFAULT_RESULT_TTL,
+        failure_ttl: int = config.DEFAULT_FAILURE_TTL,
+        allow: Sequence[str] | str = (),
+        registry: FunctionRegistry = registry,
+        secret_key: bytes | None = None,
+        max_payload_size: int | None = None,
+        grace_period: float | None = 30.0,
+        isolate: bool | Sequence[str] = False,
+        job_memory_limit: int | None = None,
+        prefetch: int = 16,
+    ) -> None:
+        if isinstance(queues, str):
+            queues = [queues]
+        self.settings = WorkerSettings.build(
+            [q.name if isinstance(q, Queue) else q for q in queues],
+            name,
+            lease_ttl,
+            max_attempts,
+            idle_wait,
+            default_timeout,
+            result_ttl,
+            failure_ttl,
+            secret_key,
+            max_payload_size,
+            grace_period,
+            isolate,
+            job_memory_limit,
+            prefetch,
+        )
+        self.name = self.settings.name
+        self.queue_names = list(self.settings.queue_names)
+        self.broker = config.get_broker(broker)
+        self.serializer = config.get_serializer(serializer)
+        allowed = AllowList(config.allowed_modules(), registry).modules
+        self.allow = AllowList((*allowed, *AllowList(allow).modules), registry)
+        self.stats = WorkerStats()
+        self._stop = threading.Event()  # take no more jobs
+        self._alarm = JobAlarm()
+        self._shutdown = Shutdown(self.name, grace_period, self._stop)
+        self._runner = Runner(
+            self.settings, self.serializer, self.allow, self._alarm, self._shutdown.interruptible
+        )
+        self._durations: dict[str, float] = {}  # function name -> its last run, seconds
+
+    def __repr__(self) -> str:
+        return f"Worker({self.name!r}, queues={self.queue_names!r})"
+
+    # -- public ------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """Ask the worker to stop after the job it is running (thread-safe)."""
+        self._stop.set()
+
+    def work(self, burst: bool = False, max_jobs: int | None = None) -> int:
+        """Process jobs until stopped; return how many were run.
+
+        With ``burst=True``, return as soon as every queue is empty. Otherwise
+        wait for jobs (blocking in the broker, not polling) until SIGTERM or
+        SIGINT, or :meth:`request_stop`.
+        """
+        start = self.stats.processed
+        self._stop.clear()
+        with self._session() as outbox:
+            self._loop(outbox, burst, None if max_jobs is None else start + max_jobs)
+        return self.stats.processed - start
+
+    def process(self, delivery: Delivery) -> JobStatus | None:
+        """Run one claimed delivery and record its outcome, outside :meth:`work`.
+
+        For tests and custom loops. Returns the recorded status, or None when
+        nothing was recorded (the id was unclaimed, or the lease was lost).
+        """
+        if not delivery.claimed:
+            self._skip(delivery)
+            return None
+        s = self.settings
+        heartbeat = Heartbeat(self.broker, self.name, s.lease_ttl, s.max_attempts, None)
+        outbox = Outbox(self.broker, s, self.stats, heartbeat, threading.Event())
+        self._process(delivery, outbox)
+        done = outbox.unwritten[0]
+        outbox.flush()
+        return done.outcome.status if done.written else None
+
+    # -- the loop ------------------------------------------------------------
+
+    def _loop(self, outbox: Outbox, burst: bool, stop_at: int | None) -> None:
+        batch = 1  # jobs to claim at once: the prefetch size while jobs are quick
+        while not self._stop.is_set():
+            left = (
+                None if stop_at is None else stop_at - self.stats.processed - len(outbox.unwritten)
+            )
+            if left is not None and left <= 0:
+                return
+            if not outbox.claimed:
+                got = outbox.refill(min(batch, left or batch), block=not burst)
+                if not got:
+                    if got is False and burst:
+                        return  # the queues are empty
+                    continue
+            delivery = outbox.next()
+            if not delivery.claimed:
+                self._skip(delivery)
+                continue
+            try:
+                elapsed = self._process(delivery, outbox)
+            except ShutdownNow:
+                return
+            except Exception:
+                # Our own bug: the job's lease is still held and expires, so it
+                # runs again. Never die on it.
+                logger.exception(
+                    "worker %s: error while handling job %s", self.name, delivery.job_id
+                )
+                continue
+            # Prefetch only while jobs are quick: a slow job would hold the rest
+            # of a batch back from other workers.
+            quick = elapsed < QUICK
+            batch = self.settings.prefetch if quick and self.broker.batch_claims else 1
+            if outbox.claimed and (
+                len(outbox.unwritten) >= batch or not quick or self._stop.is_set()
+            ):
+                outbox.flush()
+
+    def _process(self, delivery: Delivery, outbox: Outbox) -> float:
+        """Run one claimed job and hold its outcome in the outbox; return its run time."""
+        heartbeat = outbox.heartbeat
+        heartbeat.running(delivery)
+        try:
+            prepared = self._runner.prepare(delivery)
+            if isinstance(prepared, Call):
+                if logger.isEnabledFor(logging.DEBUG):
+                    logger.debug(
+                        "%s: %s (%s) started", delivery.queue, prepared.func_name, delivery.job_id
+                    )
+                if outbox.unwritten and not self._known_quick(prepared.func_name):
+                    # Outcomes of quick jobs are written together, but a job that may
+                    # be slow must not keep them unwritten (their callers waiting).
+                    outbox.flush()
+                try:
+                    outcome = self._runner.run(prepared)
+                except ShutdownNow:
+                    outbox.give_back(delivery)
+                    raise
+                self._remember(outcome.func_name, outcome.elapsed)
+            else:
+                outcome = prepared
+        finally:
+            heartbeat.running(None)
+        outbox.add(delivery, outcome)
+        return outcome.elapsed
+
+    def _known_quick(self, func_name: str) -> bool:
+        return self._durations.get(func_name, QUICK) < QUICK
+
+    def _remember(self, func_name: str, elapsed: float) -> None:
+        if len(self._durations) < 10_000 or func_name in self._durations:  # bounded
+            self._durations[func_name] = elapsed
+
+    def _skip(self, delivery: Delivery) -> None:
+        self.stats.skipped += 1
+        if delivery.fields is None:
+            logger.warning(
+                "queue %s held id %s, which has no job record (expired or deleted); dropped the id",
+                delivery.queue,
+                delivery.job_id,
+            )
+        else:
+            status = delivery.fields.get(F_STATUS, b"?").decode("utf-8", "replace")
+            logger.warning(
+                "queue %s held id %s, whose job is already %s; dropped the duplicate id",
+                delivery.queue,
+                delivery.job_id,
+                status,
+            )
+
+    # -- start and stop -----------------------------------------------------
+
+    @contextmanager
+    def _session(self) -> Iterator[Outbox]:
+        """Signals, the job alarm and the heartbeat for one run of :meth:`work`."""
+        settings = self.settings
+        heartbeat = Heartbeat(
+            self.broker,
+            self.name,
+            settings.lease_ttl,
+            settings.max_attempts,
+            ttl_for_broker(settings.failure_ttl),
+        )
+        outbox = Outbox(self.broker, settings, self.stats, heartbeat, self._stop)
+        restore_signals = self._shutdown.install()
+        in_main = threading.current_thread() is threading.main_thread()
+        if in_main:
+            self._alarm.install()
+        logger.info(
+            "worker %s started on queues %s (%s)", self.name, self.queue_names, self.broker.url
+        )
+        for warning in self.broker.startup_warnings():
+            logger.warning("%s", warning)
+        if not in_main:
+            logger.warning(
+                "worker %s runs outside the main thread: job timeouts cannot be "
+                "enforced there (SIGALRM reaches only the main thread)",
+                self.name,
+            )
+        heartbeat.reap()
+        heartbeat.start()
+        try:
+            yield outbox
+        finally:
+            try:
+                outbox.close()
+            finally:
+                self._stop.set()
+                self._shutdown.close()
+                heartbeat.stop()
+                self._alarm.uninstall()
+                restore_signals()
+                s = self.stats
+                logger.info(
+                    "worker %s stopped: %d finished, %d failed, %d timed out, %d skipped",
+                    self.name, s.finished, s.failed, s.timed_out, s.skipped,
+                )  # fmt: skip
