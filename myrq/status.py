@@ -33,5 +33,3 @@ class JobStatus(StrEnum):
 
 
 TERMINAL_STATUSES = frozenset({JobStatus.FINISHED, JobStatus.FAILED, JobStatus.TIMEOUT})
-#: States in which a job is alive: an enqueue of the same id must not replace it.
-LIVE_STATUSES = frozenset({JobStatus.PENDING, JobStatus.RUNNING})

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from myrq import ConfigurationError, Queue, configure
-from myrq.backends import MemoryBroker, RedisBroker
+from myrq import ConfigurationError, Queue, Worker, configure
+from myrq.backends import MemoryBroker, RedisBroker, broker_from_url
 from myrq.config import get_broker, get_serializer, settings
 from myrq.serializers import JSONSerializer, PickleSerializer
 from tests.plugins import CountingBroker
@@ -122,3 +122,17 @@ def test_key_prefix_never_replaces_a_configured_broker_class(
     configure(broker="tests.plugins:CountingBroker")
     assert type(get_broker()) is CountingBroker
     assert get_broker("redis://h:1/0").prefix == "other:"  # type: ignore[attr-defined]
+
+
+def test_fakeredis_url_runs_the_redis_scripts_in_process() -> None:
+    """fakeredis:// is the Redis broker (and its Lua) without a server, shared per URL."""
+    configure(broker="fakeredis://shared-in-test")
+    producer = Queue("default")
+    assert isinstance(producer.broker, RedisBroker)
+    job = producer.enqueue("tests.jobs.add", 2, 3)
+    # A broker built separately from the same URL sees the same fake server.
+    other = broker_from_url("fakeredis://shared-in-test")
+    assert other.queued_ids("default") == [job.id]
+    assert Worker(["default"], broker=other).work(burst=True) == 1
+    assert job.get_status().value == "finished" and job.result == 5
+    assert broker_from_url("fakeredis://another").queue_length("default") == 0

@@ -7,6 +7,8 @@ suite and runs jobs through Queue and Worker.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -19,6 +21,7 @@ from examples.sqlite_broker import SQLiteBroker
 from myrq import Queue, Worker, config, configure
 from myrq.backends import Broker, register_scheme
 from myrq.testing.brokers import StoreBrokerContract
+from myrq.testing.contract import BrokerContract
 
 SPEC = "examples.sqlite_broker:SQLiteBroker"
 
@@ -141,3 +144,32 @@ def test_two_instances_on_one_file_share_jobs_and_wake_by_polling(tmp_path: Path
     finally:
         producer.close()
         consumer.close()
+
+
+# -- the contract kit itself -----------------------------------------------------
+
+
+def test_a_missing_hook_fails_with_its_name() -> None:
+    """A user's broker gets every test; one needing an unwritten hook says which to write."""
+
+    class TestMyBroker(BrokerContract):
+        def make_broker(self) -> Broker:
+            return SQLiteBroker()
+
+    with pytest.raises(pytest.fail.Exception, match=r"contract hook drop_record_only\(\)"):
+        TestMyBroker().drop_record_only(SQLiteBroker(), "a")
+    with pytest.raises(pytest.fail.Exception, match=r"contract hook make_broker\(\)"):
+        BrokerContract().make_broker()
+
+
+def test_the_kit_says_to_install_pytest_when_it_is_missing() -> None:
+    code = (
+        "import sys; sys.modules['pytest'] = None\n"
+        "try:\n"
+        "    import myrq.testing.contract\n"
+        "except ImportError as exc:\n"
+        "    assert \"pip install 'myrq[testing]'\" in str(exc), exc\n"
+        "else:\n"
+        "    raise SystemExit('imported without pytest')\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -354,3 +354,17 @@ def test_enqueue_many_spans_script_chunks_and_reports_refused_ids(
     assert rbroker.queue_length("b") == 600
     assert redis_client.hget(rbroker.job_key(live.id), "func") == live.fields["func"]
     assert Worker(["a", "b"], broker=rbroker).work(burst=True) == 1301
+
+
+def test_worker_warns_when_redis_may_evict_jobs(
+    rbroker: RedisBroker, redis_client: redis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    redis_client.config_set("maxmemory-policy", "allkeys-lru")
+    try:
+        assert "allkeys-lru" in rbroker.startup_warnings()[0]
+        with caplog.at_level("WARNING", logger="myrq.worker"):
+            Worker(["default"], broker=rbroker).work(burst=True)
+        assert "may evict queued jobs" in caplog.text
+    finally:
+        redis_client.config_set("maxmemory-policy", "noeviction")
+    assert rbroker.startup_warnings() == []

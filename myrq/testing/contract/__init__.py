@@ -31,6 +31,13 @@ inspecting); :class:`BrokerContract` combines them all.
 
 from __future__ import annotations
 
+try:
+    import pytest  # noqa: F401 - checked first, so a missing pytest gets this message
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        "myrq.testing.contract is a pytest test kit: install it with pip install 'myrq[testing]'"
+    ) from exc
+
 from myrq.testing.contract.batches import BatchContract
 from myrq.testing.contract.consuming import ConsumingContract
 from myrq.testing.contract.inspecting import InspectingContract

@@ -5,12 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import NoReturn
 
-try:
-    import pytest
-except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise ImportError(
-        "myrq.testing.contract is a pytest test kit: install it with pip install 'myrq[testing]'"
-    ) from exc
+import pytest
 
 from myrq.backends.base import Broker
 
