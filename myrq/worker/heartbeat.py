@@ -1,4 +1,4 @@
-"""The worker's heartbeat: renews the running job's lease and reaps expired ones.
+"""The worker's heartbeat: renews the leases the worker holds and reaps expired ones.
 
 It runs in a thread of its own, so a long job (even a CPU-bound one, which
 still yields the GIL between bytecodes) keeps its lease, and leases left by
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from myrq.backends import Broker, Delivery
 from myrq.exceptions import BrokerError
@@ -20,36 +20,25 @@ logger = logging.getLogger("myrq.worker")
 class Heartbeat:
     """Every ``lease_ttl / 3`` seconds: renew the held jobs' leases, and reap."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0917 - one caller, the worker
         self,
         broker: Broker,
         worker_name: str,
         lease_ttl: float,
         max_attempts: int,
         failure_ttl: float | None,
+        held: Callable[[], Sequence[Delivery]] = list,
     ) -> None:
         self.broker = broker
         self.worker_name = worker_name
         self.lease_ttl = lease_ttl
         self.max_attempts = max_attempts
         self.failure_ttl = failure_ttl
-        self._held: list[Delivery] = []  # claimed and not started, or run and unwritten
-        self._running: Delivery | None = None
-        self._lock = threading.Lock()
+        self.held = held  # the deliveries whose leases the worker holds right now
         self._halt = threading.Event()
         self._thread = threading.Thread(
             target=self._run, name=f"myrq-heartbeat-{worker_name}", daemon=True
         )
-
-    def hold(self, deliveries: Sequence[Delivery]) -> None:
-        """Renew these deliveries' leases from now on (besides the running job's)."""
-        with self._lock:
-            self._held = list(deliveries)
-
-    def running(self, delivery: Delivery | None) -> None:
-        """Renew this delivery's lease from now on (None: no job is running)."""
-        with self._lock:
-            self._running = delivery
 
     def start(self) -> None:
         self._thread.start()
@@ -65,10 +54,10 @@ class Heartbeat:
         # A stop request does not end this loop: the job being finished still
         # needs its lease. Only stop(), after the worker's loop returned, does.
         while not self._halt.wait(interval):
-            with self._lock:
-                held = [self._running, *self._held]
-            for delivery in held:
-                if delivery is not None and delivery.token is not None:
+            # Asked at every beat, never remembered: a job the worker no longer
+            # holds (ended, given back, or dropped after an error) is not renewed.
+            for delivery in self.held():
+                if delivery.token is not None:
                     self._renew(delivery.job_id, delivery.token)
             self.reap()
 

@@ -31,7 +31,6 @@ from myrq.schema import (
     parse_number,
 )
 from myrq.status import JobStatus
-from myrq.worker.heartbeat import Heartbeat
 from myrq.worker.runner import Outcome
 from myrq.worker.settings import WorkerSettings
 from myrq.worker.stats import WorkerStats
@@ -62,15 +61,14 @@ class Outbox:
         broker: Broker,
         settings: WorkerSettings,
         stats: WorkerStats,
-        heartbeat: Heartbeat,
         stop: threading.Event,
     ) -> None:
         self.broker = broker
         self.settings = settings
         self.stats = stats
-        self.heartbeat = heartbeat
         self.stop = stop  # set: take no more jobs
         self.claimed: deque[Delivery] = deque()
+        self.running: Delivery | None = None  # taken out of claimed, outcome not yet held
         self.unwritten: list[Done] = []
         self._failures = 0  # consecutive broker failures while claiming
         self._backoff = 0.0
@@ -88,7 +86,6 @@ class Outbox:
         if self.unwritten:
             self.claimed.extend(self.flush(claim=count))
             if self.claimed or not block:
-                self._hold()
                 return bool(self.claimed)
         try:
             got = self.broker.dequeue(
@@ -116,14 +113,23 @@ class Outbox:
         self._failures = 0
         self._backoff = 0.0
         self.claimed.extend(got)
-        self._hold()
         return bool(got)
 
     def next(self) -> Delivery:
-        """The next claimed job, taken out of the outbox (its lease is no longer held here)."""
-        delivery = self.claimed.popleft()
-        self._hold()
+        """The next claimed job; its lease stays held until :meth:`add` or :meth:`drop`."""
+        delivery = self.running = self.claimed.popleft()
         return delivery
+
+    def drop(self) -> None:
+        """Stop holding the running job's lease (skipped, given back, or abandoned)."""
+        self.running = None
+
+    def held(self) -> list[Delivery]:
+        """Every delivery whose lease this worker holds now (called by the heartbeat thread)."""
+        # list() of a deque or a list is one step under the GIL: safe against
+        # the main thread changing them meanwhile.
+        claimed, unwritten, running = list(self.claimed), list(self.unwritten), self.running
+        return [*claimed, *(d.delivery for d in unwritten), *([running] if running else [])]
 
     # -- writing -------------------------------------------------------------
 
@@ -146,7 +152,7 @@ class Outbox:
             delivery, outcome, fields, ttl_for_broker(default if setting is None else setting)
         )
         self.unwritten.append(done)
-        self._hold()
+        self.running = None
         return done
 
     def flush(self, claim: int = 0) -> list[Delivery]:
@@ -178,14 +184,12 @@ class Outbox:
                 self.settings.name,
                 len(items),
             )
-            self._hold()
             return []
         for item, ok in zip(items, written, strict=True):
             # Not written may still be ours: a retry after a lost reply is fenced
             # out by our own first write.
             item.written = ok or self._already_written(item)
             self._account(item)
-        self._hold()
         return following
 
     # -- giving back -----------------------------------------------------------
@@ -217,13 +221,9 @@ class Outbox:
                 if delivery.claimed:
                     self.give_back(delivery)
             self.claimed.clear()
-            self._hold()
+            self.running = None
 
     # -- internals -------------------------------------------------------------
-
-    def _hold(self) -> None:
-        """Tell the heartbeat which leases to renew: claimed and unwritten jobs."""
-        self.heartbeat.hold([*self.claimed, *(d.delivery for d in self.unwritten)])
 
     def _retry(self, step: Callable[[], _T]) -> _T:
         """Run a broker step, retrying through connection errors for up to half a lease."""

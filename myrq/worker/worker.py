@@ -170,9 +170,8 @@ class Worker:
         if not delivery.claimed:
             self._skip(delivery)
             return None
-        s = self.settings
-        heartbeat = Heartbeat(self.broker, self.name, s.lease_ttl, s.max_attempts, None)
-        outbox = Outbox(self.broker, s, self.stats, heartbeat, threading.Event())
+        outbox = Outbox(self.broker, self.settings, self.stats, threading.Event())
+        outbox.running = delivery
         self._process(delivery, outbox)
         done = outbox.unwritten[0]
         outbox.flush()
@@ -196,6 +195,7 @@ class Worker:
                     continue
             delivery = outbox.next()
             if not delivery.claimed:
+                outbox.drop()
                 self._skip(delivery)
                 continue
             try:
@@ -203,8 +203,9 @@ class Worker:
             except ShutdownNow:
                 return
             except Exception:
-                # Our own bug: the job's lease is still held and expires, so it
-                # runs again. Never die on it.
+                # Our own bug. Never die on it: stop renewing the job's lease, so it
+                # expires and the job runs again.
+                outbox.drop()
                 logger.exception(
                     "worker %s: error while handling job %s", self.name, delivery.job_id
                 )
@@ -219,30 +220,26 @@ class Worker:
                 outbox.flush()
 
     def _process(self, delivery: Delivery, outbox: Outbox) -> float:
-        """Run one claimed job and hold its outcome in the outbox; return its run time."""
-        heartbeat = outbox.heartbeat
-        heartbeat.running(delivery)
-        try:
-            prepared = self._runner.prepare(delivery)
-            if isinstance(prepared, Call):
-                if logger.isEnabledFor(logging.DEBUG):
-                    logger.debug(
-                        "%s: %s (%s) started", delivery.queue, prepared.func_name, delivery.job_id
-                    )
-                if outbox.unwritten and not self._known_quick(prepared.func_name):
-                    # Outcomes of quick jobs are written together, but a job that may
-                    # be slow must not keep them unwritten (their callers waiting).
-                    outbox.flush()
-                try:
-                    outcome = self._runner.run(prepared)
-                except ShutdownNow:
-                    outbox.give_back(delivery)
-                    raise
-                self._remember(outcome.func_name, outcome.elapsed)
-            else:
-                outcome = prepared
-        finally:
-            heartbeat.running(None)
+        """Run the outbox's running job and hold its outcome there; return its run time."""
+        prepared = self._runner.prepare(delivery)
+        if isinstance(prepared, Call):
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug(
+                    "%s: %s (%s) started", delivery.queue, prepared.func_name, delivery.job_id
+                )
+            if outbox.unwritten and not self._known_quick(prepared.func_name):
+                # Outcomes of quick jobs are written together, but a job that may
+                # be slow must not keep them unwritten (their callers waiting).
+                outbox.flush()
+            try:
+                outcome = self._runner.run(prepared)
+            except ShutdownNow:
+                outbox.drop()
+                outbox.give_back(delivery)
+                raise
+            self._remember(outcome.func_name, outcome.elapsed)
+        else:
+            outcome = prepared
         outbox.add(delivery, outcome)
         return outcome.elapsed
 
@@ -276,14 +273,15 @@ class Worker:
     def _session(self) -> Iterator[Outbox]:
         """Signals, the job alarm and the heartbeat for one run of :meth:`work`."""
         settings = self.settings
+        outbox = Outbox(self.broker, settings, self.stats, self._stop)
         heartbeat = Heartbeat(
             self.broker,
             self.name,
             settings.lease_ttl,
             settings.max_attempts,
             ttl_for_broker(settings.failure_ttl),
+            held=outbox.held,
         )
-        outbox = Outbox(self.broker, settings, self.stats, heartbeat, self._stop)
         restore_signals = self._shutdown.install()
         in_main = threading.current_thread() is threading.main_thread()
         if in_main:
