@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import datetime
+import multiprocessing
 import os
+import signal
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -141,3 +144,79 @@ def stop_worker() -> str:
 def statuses(ids: list[str]) -> list[str]:
     """The stored status of each job, as this job sees it while running."""
     return [(BROKER.get(i) or {}).get("status", b"?").decode() for i in ids]
+
+
+# -- for the isolation tests: a child killed while reporting, processes left behind ----
+
+
+def big_result(megabytes: int) -> str:
+    return "x" * (megabytes * 1024 * 1024)
+
+
+def _only_isolated(test_pid: int) -> None:
+    # These jobs break the process they run in: never the test's own.
+    if os.getpid() == test_pid:
+        raise RuntimeError("this job must run in an isolated child")
+
+
+def big_result_killed_halfway(megabytes: int, test_pid: int) -> str:
+    """Returns a large result, but its process is SIGKILLed halfway through writing it.
+
+    Stands in for the OOM killer: ``os.write``, which the child reports with, is
+    replaced (in the child only) by one that kills the process once half the
+    result has gone out.
+    """
+    _only_isolated(test_pid)
+    size = megabytes * 1024 * 1024
+    real_write, written = os.write, 0
+
+    def write(fd: int, data: Any) -> int:
+        nonlocal written
+        if written >= size // 2:
+            os.kill(os.getpid(), signal.SIGKILL)
+        n = real_write(fd, data[: size // 2 - written])
+        written += n
+        return n
+
+    os.write = write  # type: ignore[assignment]
+    return "x" * size
+
+
+def killed_after_reporting(test_pid: int) -> str:
+    """Returns, but its process is SIGKILLed instead of exiting once it has reported."""
+    _only_isolated(test_pid)
+    os._exit = lambda code: os.kill(os.getpid(), signal.SIGKILL)  # type: ignore[assignment]
+    return "reported"
+
+
+def leave_a_process_behind(pid_file: str, how: str, seconds: float, outcome: str) -> str:
+    """Starts a process that outlives this job (holding all its fds) and ends at once."""
+    if how == "fork":
+        helper = os.fork()
+        if helper == 0:
+            try:
+                time.sleep(seconds)
+            finally:
+                os._exit(0)
+    else:
+        process = multiprocessing.get_context("fork").Process(target=time.sleep, args=(seconds,))
+        process.start()  # and never joined
+        assert process.pid is not None
+        helper = process.pid
+    Path(pid_file).write_text(str(helper))
+    if outcome == "raise":
+        raise ValueError("left a process behind")
+    if outcome == "exit":
+        os._exit(3)
+    return "returned"
+
+
+def orphan_sleeper(pid_file: str, seconds: float) -> str:
+    """Sleeps with the parent-death signal switched off: it survives its worker's death."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, 0, 0, 0, 0)  # PR_SET_PDEATHSIG, none
+    Path(pid_file).write_text(str(os.getpid()))
+    time.sleep(seconds)
+    return "slept"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -212,3 +213,116 @@ def _alive(pid: int) -> bool:
 def test_a_memory_limit_without_isolation_is_refused() -> None:
     with pytest.raises(ConfigurationError, match="job_memory_limit needs isolation"):
         Worker(["default"], broker="memory://", job_memory_limit=1024**3)
+
+
+# -- the child's report, processes left behind, orphans ----------------------------------
+
+
+def test_a_child_killed_while_writing_a_large_result_fails_the_job() -> None:
+    broker = MemoryBroker()
+    q = Queue("default", broker=broker)
+    cut = q.enqueue(jobs.big_result_killed_halfway, 8, os.getpid())
+    after = q.enqueue(jobs.killed_after_reporting, os.getpid())
+    whole = q.enqueue(jobs.big_result, 8)
+    w = run(broker)
+    assert cut.get_status() is JobStatus.FAILED, "a truncated result was accepted"
+    assert cut.error is not None and cut.error.type == "ChildProcessDied"
+    assert cut.error.message == (
+        "the job's process was killed by SIGKILL (out of memory?) while it reported its outcome"
+    )
+    # A complete report counts only from a child that then exited normally.
+    assert after.get_status() is JobStatus.FAILED
+    assert after.error is not None and after.error.type == "ChildProcessDied"
+    assert "SIGKILL" in after.error.message and "after it reported" in after.error.message
+    assert whole.get_status() is JobStatus.FINISHED
+    assert whole.result == "x" * (8 * 1024 * 1024)
+    assert w.stats.finished == 1 and w.stats.failed == 2
+
+
+@pytest.mark.parametrize("pidfd", [True, False], ids=["pidfd", "waitpid-poll"])
+@pytest.mark.parametrize("how", ["fork", "multiprocessing"])
+def test_a_process_left_behind_does_not_hold_the_job_until_its_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str, pidfd: bool
+) -> None:
+    if not pidfd:
+        monkeypatch.delattr(os, "pidfd_open", raising=False)
+    broker = MemoryBroker()
+    q = Queue("default", broker=broker)
+    files = {outcome: tmp_path / outcome for outcome in ("return", "raise", "exit")}
+    enqueued = {
+        outcome: q.enqueue(jobs.leave_a_process_behind, str(path), how, 60, outcome, job_timeout=30)
+        for outcome, path in files.items()
+    }
+    started = time.monotonic()
+    try:
+        run(broker)
+        elapsed = time.monotonic() - started
+    finally:
+        for path in files.values():
+            if path.exists():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(path.read_text()), signal.SIGKILL)
+    assert elapsed < 2, f"three jobs took {elapsed:.1f}s"
+    returned, raised, exited = enqueued.values()
+    assert returned.get_status() is JobStatus.FINISHED and returned.result == "returned"
+    assert raised.get_status() is JobStatus.FAILED
+    assert raised.error is not None and raised.error.type == "ValueError"
+    assert exited.get_status() is JobStatus.FAILED
+    assert exited.error is not None and exited.error.type == "ChildProcessDied"
+    assert "exited with code 3 before it returned" in exited.error.message
+
+
+def _pid_from(path: Path, timeout: float = 20) -> int:
+    deadline = time.monotonic() + timeout
+    while not path.exists() or not path.read_text():
+        assert time.monotonic() < deadline, "the job never wrote its pid"
+        time.sleep(0.02)
+    return int(path.read_text())
+
+
+def _dies_within(pid: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+@pytest.mark.slow
+def test_a_worker_killed_with_sigkill_takes_its_isolated_child_along(
+    rbroker: RedisBroker, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    pid_file = tmp_path / "child"
+    Queue("default", broker=rbroker).enqueue(jobs.slow_on_first_attempt, str(pid_file), 60)
+    with worker_process(redis_server.url, "--isolate", "--burst") as proc:
+        child = _pid_from(pid_file)
+        try:
+            proc.kill()
+            proc.wait(timeout=10)
+            assert _dies_within(child, 2), "the orphaned child runs on beside the job's rerun"
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGKILL)
+
+
+@pytest.mark.slow
+def test_an_orphaned_child_dies_shortly_after_its_timeout(
+    rbroker: RedisBroker, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    # The job switches the parent-death signal off (as on a platform without one),
+    # so only the child's own limit can stop it once its worker is gone.
+    pid_file = tmp_path / "child"
+    Queue("default", broker=rbroker).enqueue(jobs.orphan_sleeper, str(pid_file), 60, job_timeout=2)
+    with worker_process(redis_server.url, "--isolate", "--burst") as proc:
+        child = _pid_from(pid_file)
+        started = time.monotonic()
+        try:
+            proc.kill()
+            proc.wait(timeout=10)
+            assert _alive(child), "the parent-death signal was not switched off"
+            assert _dies_within(child, 2 + 4), "the orphan outlived its timeout"
+            assert time.monotonic() - started > 1  # its limit, not its worker's death
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGKILL)

@@ -1,16 +1,23 @@
 """Run one job in a forked child process, so that a crash fails the job only.
 
 The worker forks; the child resolves the function, runs it, encodes the
-result with the worker's serializer and writes one message to a pipe, then
-leaves with ``os._exit``. The parent reads the pipe (so a large result cannot
-block the child) until EOF or the job's timeout, then reaps the child:
+result with the worker's serializer and writes one framed message to a pipe
+(a header: ``R`` result or ``E`` ``ErrorInfo`` JSON, and the body's length;
+then the body), then leaves with ``os._exit``. The parent reads the pipe (so
+a large result cannot block the child) until the message is complete and
+watches for the child's exit (a pidfd on Linux, else a short ``waitpid``
+poll), never for EOF: a process the job left running (a ``multiprocessing``
+helper, a pool not closed, a forked grandchild) holds the pipe open; the
+parent neither waits for it nor kills it. Once the child has exited, what is
+already in the pipe is read without blocking, and:
 
-* a message ``R<result bytes>``: finished;
-* a message ``E<ErrorInfo JSON>``: the function raised (or its result could
-  not be encoded, or the allow-list refused it);
-* no message: the child died (a segfault, ``os._exit``, the kernel's OOM
-  killer): the job fails with the signal or exit code;
-* the timeout passed: the child is SIGKILLed and the job ends ``timeout``.
+* a complete message from a child that exited with status 0: its outcome
+  (a result, or the function raised, its result could not be encoded, or the
+  allow-list refused it);
+* anything else (no message, a truncated one, a child killed even after
+  writing it: a segfault, ``os._exit``, the OOM killer, which picks children
+  holding large results): ``ChildProcessDied`` with the signal or exit code;
+* the timeout passed first: the child is SIGKILLed and the job ends ``timeout``.
 
 The child ignores SIGINT/SIGTERM: shutdown is the parent's decision (a
 terminal's Ctrl-C reaches the whole process group). When the parent is told
@@ -19,16 +26,31 @@ and reaps the child on the way out. With ``memory_limit``, the child's address
 space is capped (``RLIMIT_AS``), so a runaway allocation raises MemoryError
 in the child instead of swapping the machine.
 
+A child must not outlive its worker, or a job would run beside its own rerun.
+On Linux it gets SIGKILL when the worker dies (``PR_SET_PDEATHSIG``; if the
+worker died during the fork, it exits at once). On every platform it also
+kills itself a second after its timeout: ``ITIMER_REAL`` is armed, with
+SIGALRM at its default action. What a job loses by it: SIGALRM and that timer
+belong to the limit. ``signal.alarm``/``setitimer(ITIMER_REAL)`` in a job (or a
+library's SIGALRM-based timeout) replaces or cancels it, a SIGALRM handler
+turns it off, and a stray SIGALRM kills the job. The parent still SIGKILLs the
+child at the timeout, so this matters only once the worker is gone. Neither
+reaches processes the job starts itself (fork clears both).
+
 Only the worker's main thread may call this: forking copies only the calling
-thread, and the child touches neither the broker connection nor the heartbeat.
+thread, the child touches neither the broker connection nor the heartbeat, and
+the parent-death signal follows the thread that forked.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
 import os
 import select
 import signal
+import struct
 import sys
 import time
 import warnings
@@ -45,6 +67,16 @@ except ImportError:  # pragma: no cover - not on Windows, where fork is missing 
     resource = None  # type: ignore[assignment]
 
 _READ_CHUNK = 1 << 16
+#: The message's header: its kind (b"R" or b"E") and its body's length.
+_HEADER = struct.Struct(">cQ")
+#: The child kills itself this long after its timeout if nobody did.
+_HARD_LIMIT_GRACE = 1.0
+#: Without a pidfd, how often the parent looks for the child's exit (seconds).
+_POLL_MIN, _POLL_MAX = 0.001, 0.05
+#: Blocked from before the fork until the child has its own handlers (the
+#: worker's must never run in it) and the parent can kill the child.
+_HELD = {signal.SIGINT, signal.SIGTERM, signal.SIGALRM, signal.SIGHUP, signal.SIGQUIT}
+_PR_SET_PDEATHSIG = 1
 
 
 class ChildOutcome:
@@ -70,72 +102,196 @@ def run_isolated(  # noqa: PLR0917 - one internal caller
     memory_limit: int | None = None,
 ) -> ChildOutcome:
     """Run ``resolve()(*args, **kwargs)`` in a child process; see the module docstring."""
+    setup = _ChildSetup(os.getpid(), _parent_death_signal(), timeout, memory_limit)
     read_fd, write_fd = os.pipe()
-    with warnings.catch_warnings():
-        # Python 3.12+ warns that forking a threaded process may deadlock the child
-        # on a lock another thread held. The child runs only the job and never
-        # takes the heartbeat's or the broker's locks.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        pid = os.fork()
-    if pid == 0:  # pragma: no cover - runs in the child; its outcome is tested
-        os.close(read_fd)
-        _child(write_fd, resolve, args, kwargs, serializer, memory_limit)
-    os.close(write_fd)
+    setup.mask = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
     try:
-        data, timed_out = _read_all(read_fd, time.monotonic() + timeout)
+        with warnings.catch_warnings():
+            # Python 3.12+ warns that forking a threaded process may deadlock the child
+            # on a lock another thread held. The child runs only the job and never
+            # takes the heartbeat's or the broker's locks.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = os.fork()
     except BaseException:
-        _kill(pid)
+        os.close(read_fd)
+        os.close(write_fd)
+        signal.pthread_sigmask(signal.SIG_SETMASK, setup.mask)
+        raise
+    if pid == 0:  # pragma: no cover - runs in the child; its outcome is tested
+        _child(read_fd, write_fd, setup, resolve, args, kwargs, serializer)
+    child = _Child(pid, read_fd)
+    deadline = time.monotonic() + timeout
+    try:
+        os.close(write_fd)
+        signal.pthread_sigmask(signal.SIG_SETMASK, setup.mask)  # a shutdown may land from here
+        status = child.wait(deadline)
+        if status is None:
+            child.kill()
+            return ChildOutcome(timed_out=True)
+    except BaseException:
+        child.kill()
         raise
     finally:
-        os.close(read_fd)
-    if timed_out:
-        _kill(pid)
-        return ChildOutcome(timed_out=True)
-    _, status = os.waitpid(pid, 0)
-    if data[:1] == b"R":
-        return ChildOutcome(result=data[1:])
-    if data[:1] == b"E":
-        return ChildOutcome(error=ErrorInfo.from_bytes(data[1:]))
-    return ChildOutcome(error=ErrorInfo("ChildProcessDied", _describe_exit(status), ""))
+        child.close()
+    return child.outcome(status, deadline)
+
+
+class _Child:
+    """A forked child: its message as read so far, and its exit status once reaped."""
+
+    def __init__(self, pid: int, read_fd: int) -> None:
+        self.pid = pid
+        self.read_fd = read_fd
+        self.data = bytearray()
+        self.eof = False
+        self.status: int | None = None
+        self.pidfd: int | None = None
+        with contextlib.suppress(AttributeError, OSError):  # not Linux 5.3+: poll instead
+            self.pidfd = os.pidfd_open(pid)
+
+    def complete(self) -> bool:
+        end = self._end()
+        return end is not None and len(self.data) >= end
+
+    def message(self) -> tuple[bytes, bytes] | None:
+        """``(kind, body)`` once the message is complete and well formed."""
+        end = self._end()
+        if end is None or len(self.data) < end:
+            return None
+        return bytes(self.data[:1]), bytes(memoryview(self.data)[_HEADER.size : end])
+
+    def _end(self) -> int | None:
+        if len(self.data) < _HEADER.size:
+            return None
+        kind, length = _HEADER.unpack_from(self.data)
+        return _HEADER.size + int(length) if kind in (b"R", b"E") else None
+
+    def wait(self, deadline: float) -> int | None:
+        """Read until the child has exited (its status) or the deadline passed (None)."""
+        poll = _POLL_MIN
+        while self._reaped() is None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            fds = [] if self.eof or self.complete() else [self.read_fd]
+            if self.pidfd is not None:
+                fds.append(self.pidfd)
+            else:
+                remaining, poll = min(remaining, poll), min(poll * 2, _POLL_MAX)
+            ready, _, _ = select.select(fds, [], [], remaining)
+            if self.read_fd in ready:
+                self._read()
+        # Everything the child wrote is in the pipe now; whatever it left running
+        # may hold the pipe open, so read only what is there.
+        os.set_blocking(self.read_fd, False)
+        with contextlib.suppress(BlockingIOError):
+            while not self.eof and not self.complete():
+                self._read()
+        return self.status
+
+    def _read(self) -> None:
+        chunk = os.read(self.read_fd, _READ_CHUNK)
+        self.data += chunk
+        self.eof = not chunk
+
+    def _reaped(self) -> int | None:
+        pid, status = os.waitpid(self.pid, os.WNOHANG)
+        if pid:
+            self.status = status
+        return self.status
+
+    def outcome(self, status: int, deadline: float) -> ChildOutcome:
+        message = self.message()
+        if message is not None and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
+            kind, body = message
+            if kind == b"R":
+                return ChildOutcome(result=body)
+            return ChildOutcome(error=ErrorInfo.from_bytes(body))
+        hard_limit = os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGALRM
+        if hard_limit and message is None and time.monotonic() >= deadline:
+            return ChildOutcome(timed_out=True)  # the parent was late: the child's own limit
+        if message is not None:
+            stage = "after it reported its outcome"
+        elif self.data:
+            stage = "while it reported its outcome"
+        else:
+            stage = "before it returned"
+        return ChildOutcome(error=ErrorInfo("ChildProcessDied", _describe_exit(status, stage), ""))
+
+    def kill(self) -> None:
+        if self.status is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)  # not reaped yet: still ours
+            with contextlib.suppress(ChildProcessError):
+                self.status = os.waitpid(self.pid, 0)[1]
+
+    def close(self) -> None:
+        os.close(self.read_fd)
+        if self.pidfd is not None:
+            os.close(self.pidfd)
+
+
+@dataclasses.dataclass
+class _ChildSetup:
+    """What the child does before the job: see the module docstring."""
+
+    parent: int
+    die_with_parent: Callable[[], object] | None
+    timeout: float
+    memory_limit: int | None
+    mask: set[int | signal.Signals] = dataclasses.field(default_factory=set)  # to restore
+
+    def apply(self) -> None:  # pragma: no cover - runs in the child
+        if self.die_with_parent is not None:
+            self.die_with_parent()
+        if os.getppid() != self.parent:  # the worker died before that took effect
+            os._exit(1)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
+        signal.setitimer(signal.ITIMER_REAL, self.timeout + _HARD_LIMIT_GRACE)
+        signal.pthread_sigmask(signal.SIG_SETMASK, self.mask)
+        if self.memory_limit and resource is not None:
+            resource.setrlimit(resource.RLIMIT_AS, (self.memory_limit, self.memory_limit))
 
 
 def _child(  # noqa: PLR0917 - one internal caller
+    read_fd: int,
     write_fd: int,
+    setup: _ChildSetup,
     resolve: Callable[[], Callable[..., Any]],
     args: list[Any],
     kwargs: dict[str, Any],
     serializer: Serializer,
-    memory_limit: int | None,
 ) -> None:  # pragma: no cover - runs in the child
     code = 0
+    me = os.getpid()
     try:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        if memory_limit and resource is not None:
-            resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
+        os.close(read_fd)
+        setup.apply()
         try:
             result = resolve()(*args, **kwargs)
         except FunctionLookupError as exc:  # reported as the worker does in-process
-            message = b"E" + ErrorInfo(type(exc).__name__, str(exc), "").to_bytes()
+            kind, body = b"E", ErrorInfo(type(exc).__name__, str(exc), "").to_bytes()
         except BaseException as exc:  # the job's own SystemExit too: it fails the job
-            message = b"E" + ErrorInfo.from_exception(exc).to_bytes()
+            kind, body = b"E", ErrorInfo.from_exception(exc).to_bytes()
         else:
             try:
-                message = b"R" + serializer.dumps(result)
+                kind, body = b"R", serializer.dumps(result)
             except Exception as exc:
                 message = (
-                    b"E"
-                    + ErrorInfo(
-                        "ResultSerializationError",
-                        f"the job returned a {type(result).__qualname__} that the "
-                        f"{serializer.name or type(serializer).__name__} serializer cannot "
-                        f"store: {safe_str(exc)}",
-                        "",
-                    ).to_bytes()
+                    f"the job returned a {type(result).__qualname__} that the "
+                    f"{serializer.name or type(serializer).__name__} serializer cannot "
+                    f"store: {safe_str(exc)}"
                 )
-        view = memoryview(message)
-        while view:
-            view = view[os.write(write_fd, view) :]
+                kind = b"E"
+                body = ErrorInfo("ResultSerializationError", message, "").to_bytes()
+        if os.getpid() != me:  # a process the job forked returned from it: not ours to report
+            os._exit(0)
+        for part in (_HEADER.pack(kind, len(body)), body):  # no copy of a large body
+            view = memoryview(part)
+            while view:
+                view = view[os.write(write_fd, view) :]
     except BaseException:
         code = 70  # could not report: the parent sees "exited with code 70"
     finally:
@@ -145,29 +301,23 @@ def _child(  # noqa: PLR0917 - one internal caller
         os._exit(code)
 
 
-def _read_all(fd: int, deadline: float) -> tuple[bytes, bool]:
-    chunks: list[bytes] = []
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return b"", True
-        ready, _, _ = select.select([fd], [], [], remaining)
-        if not ready:
-            continue
-        chunk = os.read(fd, _READ_CHUNK)
-        if not chunk:
-            return b"".join(chunks), False
-        chunks.append(chunk)
+@functools.cache
+def _parent_death_signal() -> Callable[[], object] | None:
+    """On Linux, a call that has the kernel SIGKILL the caller when its parent dies."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes  # noqa: PLC0415 - only where it is used, once
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (ImportError, OSError, AttributeError):  # pragma: no cover - a libc without prctl
+        return None
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    prctl.restype = ctypes.c_int
+    return functools.partial(prctl, _PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
-def _kill(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, 0)
-
-
-def _describe_exit(status: int) -> str:
+def _describe_exit(status: int, stage: str) -> str:
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
         try:
@@ -175,8 +325,8 @@ def _describe_exit(status: int) -> str:
         except ValueError:
             name = f"signal {sig}"
         hint = " (out of memory?)" if sig == signal.SIGKILL else ""
-        return f"the job's process was killed by {name}{hint} before it returned"
+        return f"the job's process was killed by {name}{hint} {stage}"
     return (
-        f"the job's process exited with code {os.WEXITSTATUS(status)} before it returned "
+        f"the job's process exited with code {os.WEXITSTATUS(status)} {stage} "
         "(os._exit, or a crash in native code)"
     )
