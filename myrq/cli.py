@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--burst", action="store_true", help="exit when the queues are empty")
     p.add_argument("--name", help="worker name (default host.pid.random)")
-    p.add_argument("--lease-ttl", type=float, default=60.0, metavar="SECONDS")
+    p.add_argument("--lease-ttl", type=float, default=15.0, metavar="SECONDS")
     p.add_argument("--max-jobs", type=int, metavar="N", help="exit after N jobs")
     p.add_argument(
         "--max-attempts",

@@ -18,14 +18,18 @@ def ttl_for_broker(seconds: float) -> float | None:
     return min(float(seconds), MAX_SECONDS)
 
 
-def check_seconds(name: str, value: object, *, minimum: float) -> None:
-    """Raise ConfigurationError unless ``value`` is a finite number >= ``minimum``."""
+def check_seconds(
+    name: str, value: object, *, minimum: float, maximum: float | None = None
+) -> None:
+    """Raise ConfigurationError unless ``value`` is a finite number in range."""
     if (
         not isinstance(value, int | float)
         or isinstance(value, bool)
         or not math.isfinite(value)
         or value < minimum
+        or (maximum is not None and value > maximum)
     ):
+        most = "" if maximum is None else f" and <= {maximum:g}"
         raise ConfigurationError(
-            f"{name} must be a finite number of seconds >= {minimum:g}, not {value!r}"
+            f"{name} must be a finite number of seconds >= {minimum:g}{most}, not {value!r}"
         )

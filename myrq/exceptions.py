@@ -12,8 +12,10 @@
     │   └── FunctionNotAllowed    ... or is outside the worker's allow-list (nothing imported)
     ├── SignatureError            a payload's signature is missing or wrong
     ├── NoSuchJobError            no job with that id
+    ├── InvalidArgumentError      a value a broker step cannot take (also a ValueError)
     └── BrokerError               the storage failed or refused
         ├── BrokerConnectionError the storage cannot be reached
+        ├── BrokerFullError       the storage is out of memory and refuses new jobs
         └── JobExistsError        a live job with that id already exists
 
     JobTimeout (BaseException)    raised inside a job that ran past its timeout
@@ -71,6 +73,19 @@ class BrokerError(MyrqError):
 
 class BrokerConnectionError(BrokerError):
     """The broker's storage cannot be reached."""
+
+
+class BrokerFullError(BrokerError):
+    """The storage is out of memory (Redis at maxmemory with noeviction): no job was stored.
+
+    Workers keep draining a full Redis (claims, renewals and outcomes are
+    still written), so enqueueing works again once they have made room or
+    the operator raised ``maxmemory``.
+    """
+
+
+class InvalidArgumentError(MyrqError, ValueError):
+    """A value that a broker step cannot take (a NaN lease, a negative count...)."""
 
 
 class JobExistsError(BrokerError):

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 
 from myrq.status import JobStatus
 
@@ -83,12 +84,36 @@ def parse_number(raw: bytes | None) -> float | None:
     return value if math.isfinite(value) else None
 
 
+_COUNT = re.compile(rb"-?[0-9]+")
+_DECIMAL = re.compile(rb"-?[0-9]+\.?[0-9]*|-?\.[0-9]+")
+#: Ten years in milliseconds: the longest lifetime a broker step sets.
+MAX_TTL_MS = 315_360_000_000
+
+
 def parse_count(raw: bytes | None) -> int:
-    """A counter field (``attempts``): absent or not a whole number counts as 0."""
-    try:
-        return int(raw or b"0")
-    except ValueError:
+    """A counter field (``attempts``): decimal digits with an optional ``-``.
+
+    Anything else counts as 0; the value is clamped to 0 .. 10**9. The Lua
+    scripts apply the same rule (``count_of`` in ``lua/_lib.lua``).
+    """
+    if raw is None or not _COUNT.fullmatch(raw):
         return 0
+    return max(0, min(int(raw), 10**9))
+
+
+def parse_ttl_ms(raw: bytes | None) -> int | None:
+    """A lifetime field in seconds (``failure_ttl``) as milliseconds for a broker step.
+
+    None when absent or not a plain decimal number; -1 when negative (keep
+    forever); else the seconds rounded up to whole milliseconds, at most ten
+    years. The Lua scripts apply the same rule (``ttl_ms_of``).
+    """
+    if raw is None or not _DECIMAL.fullmatch(raw):
+        return None
+    seconds = float(raw)
+    if seconds < 0:
+        return -1
+    return min(math.ceil(seconds * 1000), MAX_TTL_MS)
 
 
 def format_number(value: float) -> bytes:

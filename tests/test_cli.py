@@ -100,7 +100,9 @@ def test_demo_against_a_real_redis_server(
     result = myrq("demo", "--broker", redis_server.url)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "#1" in result.stdout and "all jobs ended as expected" in result.stdout
-    assert redis_client.dbsize() <= 2  # the demo deletes its jobs (queue set, notify left)
+    assert redis_client.keys("myrq:job:*") == []  # the demo deletes its jobs
+    for key in redis_client.keys("myrq:claim:*"):  # claim records, kept for a lease
+        assert 0 < redis_client.pttl(key) <= 15_000
 
 
 def test_worker_finds_allowed_modules_next_to_where_it_starts(

@@ -11,8 +11,8 @@ import myrq.worker
 
 def test_top_level_exports() -> None:
     assert set(myrq.__all__) == {
-        "BrokerConnectionError", "BrokerError", "ConfigurationError", "DeserializationError",
-        "ErrorInfo", "FunctionLookupError", "FunctionNotAllowed", "InvalidJobError", "Job", "JobError",
+        "BrokerConnectionError", "BrokerError", "BrokerFullError", "ConfigurationError", "DeserializationError",
+        "ErrorInfo", "FunctionLookupError", "FunctionNotAllowed", "InvalidArgumentError", "InvalidJobError", "Job", "JobError",
         "JobExistsError", "JobStatus", "JobTimeout", "MyrqError", "NoSuchJobError",
         "PayloadTooLargeError", "Queue", "SerializationError", "SignatureError", "Worker",
         "__version__", "configure", "task",

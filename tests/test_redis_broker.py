@@ -292,7 +292,8 @@ def test_commands_used_per_job_exclude_hmset_and_expire_while_queued(
     stats = redis_client.info("commandstats")
     assert "cmdstat_hmset" not in stats  # deprecated; the original design used it
     assert "cmdstat_expire" not in stats  # no expiry while queued (finish uses PEXPIRE)
-    assert stats["cmdstat_pexpire"]["calls"] == 10  # once per job, at finish
+    # Once per job at finish, and once per claim call for its claim record.
+    assert 10 < stats["cmdstat_pexpire"]["calls"] <= 20
     assert capsys.readouterr().out == ""  # the worker logs, it never prints
 
 

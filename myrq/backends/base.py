@@ -71,7 +71,7 @@ class FinishRequest:
 #: The former name of :class:`FinishRequest`.
 Finish = FinishRequest
 
-ReapOutcome = Literal["requeued", "failed", "missing"]
+ReapOutcome = Literal["requeued", "failed", "missing", "blocked"]
 
 
 @dataclass(frozen=True)
@@ -145,6 +145,8 @@ class Broker(ABC):
         lease: float,
         timeout: float = 0,
         count: int = 1,
+        *,
+        claim_id: str | None = None,
     ) -> list[Delivery]:
         """Take up to ``count`` ids from the first non-empty queue(s) and claim them.
 
@@ -165,6 +167,15 @@ class Broker(ABC):
         With ``timeout > 0`` and nothing queued, waits up to ``timeout``
         seconds for a job to arrive, without busy polling; returns ``[]`` if
         none did.
+
+        ``claim_id`` names this claim (the broker makes one when it is None).
+        Called again with the same ``claim_id`` after a claim was carried out
+        (a resend after a lost reply), it returns the jobs that claim took that
+        it still holds, and claims nothing more, so no job is left leased to a
+        claim nobody saw. Lease tokens are ``worker:claim_id:n``.
+
+        Raises:
+            InvalidArgumentError: a lease, timeout or count out of range.
         """
 
     @abstractmethod
@@ -176,14 +187,22 @@ class Broker(ABC):
             was reaped, or the job was deleted); nothing was changed.
         """
 
+    def renew_many(self, held: Sequence[tuple[str, str]], lease: float) -> list[bool]:
+        """:meth:`renew` each ``(job_id, token)``; one round trip where the broker can."""
+        return [self.renew(job_id, token, lease) for job_id, token in held]
+
     @abstractmethod
     def finish(self, job_id: str, token: str, fields: Fields, ttl: float | None) -> bool:
         """Record a claimed job's outcome and end its lease. Atomic.
 
-        ``fields`` (which include the final ``status``) are written into the
-        record; the lease ends (the ``lease`` field may stay, holding nothing
-        once the status is final). ``ttl`` sets the record's
-        lifetime from now: ``None`` keeps it forever, ``0`` deletes it at once.
+        ``fields`` (which include the final ``status``, and ``ended_at``, which
+        the worker reckons on the broker's clock as ``started_at`` plus the
+        time since the claim) are written into the record; the lease ends, and
+        the ``lease`` field keeps the token, holding nothing once the status is
+        final (so a caller whose reply was lost can tell its own write). ``ttl`` sets the record's
+        lifetime from now: ``None`` keeps it forever, ``0`` deletes it at once,
+        otherwise it is rounded up to whole milliseconds (see
+        :mod:`myrq.backends.arguments`).
 
         Returns:
             False if ``token`` no longer holds the job: nothing was written
@@ -199,6 +218,7 @@ class Broker(ABC):
         worker: str,
         lease: float,
         count: int = 1,
+        claim_id: str | None = None,
     ) -> tuple[list[bool], list[Delivery]]:
         """:meth:`finish` each of ``finishes``, then :meth:`dequeue` without blocking.
 
@@ -213,7 +233,8 @@ class Broker(ABC):
         written = [self.finish(f.job_id, f.token, f.fields, f.ttl) for f in finishes]
         if count < 1:
             return written, []
-        return written, self.dequeue(queues, worker, lease, timeout=0, count=count)
+        claimed = self.dequeue(queues, worker, lease, timeout=0, count=count, claim_id=claim_id)
+        return written, claimed
 
     @abstractmethod
     def release(self, job_id: str, token: str) -> bool:
@@ -236,11 +257,45 @@ class Broker(ABC):
         end of its queue as ``pending``; if it has already been claimed
         ``max_attempts`` times (``0``: no limit) it is instead marked
         ``failed`` with an ``error`` saying it was abandoned, and kept for the
-        record's ``failure_ttl`` field (``-1`` forever, ``0`` deleted at once),
-        or for ``failure_ttl`` seconds if the record has none (``None``: forever).
+        record's ``failure_ttl`` field (``-1`` forever, ``0`` deleted at once;
+        read as :func:`myrq.schema.parse_ttl_ms` does), or for ``failure_ttl``
+        seconds if the record has no usable one (``None``: forever). A job
+        whose queue key cannot take it back (a foreign key of another type) is
+        left as it is and reported ``blocked``.
         """
 
+    @abstractmethod
+    def repair(
+        self, job_ids: Sequence[str], max_attempts: int, failure_ttl: float | None = None
+    ) -> list[Reaped]:
+        """Deal with jobs left ``running`` without a lease, as :meth:`reap` deals with expired ones.
+
+        For operators (``myrq repair``): if the leases were lost (an eviction,
+        an operator's ``DEL``), their records would stay ``running`` for good.
+        Each of ``job_ids`` whose record is ``running`` and which holds no lease
+        is requeued, or failed past ``max_attempts``; others are left alone.
+        Atomic per job.
+        """
+
+    # -- workers -------------------------------------------------------------
+
+    @abstractmethod
+    def register_worker(self, name: str, fields: Fields, ttl: float) -> None:
+        """Record a live worker (replacing its earlier record) for ``ttl`` seconds."""
+
+    @abstractmethod
+    def unregister_worker(self, name: str) -> None:
+        """Forget a worker that stopped."""
+
+    @abstractmethod
+    def workers(self) -> dict[str, dict[str, bytes]]:
+        """The records of the workers whose registration has not expired, by name."""
+
     # -- inspecting --------------------------------------------------------
+
+    @abstractmethod
+    def lease_deadline(self, job_id: str) -> float | None:
+        """When the job's lease expires (seconds since the epoch, broker clock), or None."""
 
     @abstractmethod
     def get(self, job_id: str) -> dict[str, bytes] | None:

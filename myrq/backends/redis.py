@@ -7,24 +7,32 @@ Keys (``P`` is the key prefix, ``myrq:`` by default):
 ``P queues``         set of queue names
 ``P leases``         sorted set: id of each claimed job -> lease deadline (ms, Redis clock)
 ``P notify:<name>``  short list of wake-up tokens that idle workers block on
+``P claim:<id>``     list: the ids one claim took, kept for a lease (a resent claim replays it)
+``P workers``        sorted set: name of each live worker -> when its record expires (ms)
+``P worker:<name>``  hash: a worker's record (host, pid, queues, current job, counts)
 
 Every step that touches more than one key is one Lua script (``lua/``), so a
-crash of the client or of Redis never leaves half a step behind. Times come
-from Redis's own clock (``TIME``), so workers' clock skew does not matter.
+crash of the client or of Redis never leaves half a step behind; each script
+checks everything that can fail before its first write, and is safe to send
+twice (a client that retries after a lost reply). Times come from Redis's own
+clock (``TIME``), so workers' clock skew does not matter. The reads and the
+worker registry, plain commands, are in :mod:`myrq.backends.redis_inspect`.
 """
 
 from __future__ import annotations
 
 import importlib.resources
+import logging
 import secrets
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
 import redis
 from redis.commands.core import Script
 
+from myrq.backends import arguments
 from myrq.backends.base import Broker, Delivery, EnqueueRequest, Fields, FinishRequest, Reaped
 from myrq.backends.redis_client import (
     as_bytes,
@@ -34,7 +42,8 @@ from myrq.backends.redis_client import (
     reply,
     translate_errors,
 )
-from myrq.exceptions import ConfigurationError, JobExistsError
+from myrq.backends.redis_inspect import RedisInspection
+from myrq.exceptions import BrokerError, ConfigurationError, JobExistsError
 from myrq.schema import (
     ABANDONED_ERROR_TEMPLATE,
     F_ATTEMPTS,
@@ -49,19 +58,21 @@ from myrq.schema import (
 )
 from myrq.urls import redact_url
 
+logger = logging.getLogger("myrq.broker")
+
 #: Most wake-up tokens kept per queue; more would only cause spurious wake-ups.
 NOTIFY_CAP = 100
 #: Jobs per script call in enqueue_many (bounds how long one call holds Redis).
 _ENQUEUE_CHUNK = 500
-_GLOB_SPECIALS = str.maketrans({c: "\\" + c for c in "*?[]\\"})
 
 
 def _load_script(client: redis.Redis, name: str) -> Script:
-    text = importlib.resources.files("myrq.backends").joinpath("lua", name).read_text("utf-8")
+    lua = importlib.resources.files("myrq.backends").joinpath("lua")
+    text = lua.joinpath("_lib.lua").read_text("utf-8") + lua.joinpath(name).read_text("utf-8")
     return client.register_script(text)
 
 
-class RedisBroker(Broker):
+class RedisBroker(RedisInspection, Broker):
     """A broker on one Redis server (or anything speaking its protocol).
 
     Args:
@@ -105,14 +116,13 @@ class RedisBroker(Broker):
         self._max_block = poll_interval
         if socket_timeout:
             self._max_block = min(poll_interval, socket_timeout / 2)
-        self._leases_key = f"{key_prefix}leases"
-        self._queues_key = f"{key_prefix}queues"
         self._enqueue = _load_script(client, "enqueue.lua")
         self._finish_and_claim = _load_script(client, "finish_and_claim.lua")
         self._renew = _load_script(client, "renew.lua")
         self._release = _load_script(client, "release.lua")
         self._reap = _load_script(client, "reap.lua")
         self._delete = _load_script(client, "delete.lua")
+        self._register = _load_script(client, "register.lua")
 
     @classmethod
     def from_url(cls, url: str, *, key_prefix: str = "myrq:", **kwargs: Any) -> RedisBroker:
@@ -123,38 +133,36 @@ class RedisBroker(Broker):
         """
         return cls(client_from_url(url), url=url, key_prefix=key_prefix, **kwargs)
 
-    # -- keys --------------------------------------------------------------
-
-    def job_key(self, job_id: str) -> str:
-        return f"{self.prefix}job:{job_id}"
-
-    def queue_key(self, queue: str) -> str:
-        return f"{self.prefix}queue:{queue}"
-
-    def notify_key(self, queue: str) -> str:
-        return f"{self.prefix}notify:{queue}"
-
-    # -- error translation -------------------------------------------------
-
     def _translate(self) -> AbstractContextManager[None]:
         return translate_errors(self.url)
 
-    # -- producing ---------------------------------------------------------
+    # -- producing (enqueue.lua) -------------------------------------------------
 
     def enqueue(self, queue: str, job_id: str, fields: Fields) -> None:
-        if self._enqueue_chunk([EnqueueRequest(queue, job_id, fields)]):
+        if self.enqueue_many([EnqueueRequest(queue, job_id, fields)]):
             raise JobExistsError(job_id)
 
     def enqueue_many(self, requests: Sequence[EnqueueRequest]) -> list[str]:
         # One script call per chunk: one round trip, and no per-job EVALSHA.
         refused: list[str] = []
+        broken: list[str] = []
         for start in range(0, len(requests), _ENQUEUE_CHUNK):
-            refused += self._enqueue_chunk(requests[start : start + _ENQUEUE_CHUNK])
+            chunk = requests[start : start + _ENQUEUE_CHUNK]
+            for req, done in zip(chunk, self._enqueue_chunk(chunk), strict=True):
+                if done == 0:
+                    refused.append(req.job_id)
+                elif done != 1:
+                    broken.append(f"{req.job_id!r} ({as_str(done)})")
+        if broken:
+            stored = len(requests) - len(broken) - len(refused)
+            raise BrokerError(
+                f"Redis at {self.url} could not store job(s) {', '.join(broken[:5])}: their keys "
+                f"hold something else; {stored} other job(s) were stored"
+            )
         return refused
 
-    def _enqueue_chunk(self, requests: Sequence[EnqueueRequest]) -> list[str]:
-        """Run enqueue.lua over ``requests``; return the ids a live job held."""
-        keys: list[str] = [self._queues_key]
+    def _enqueue_chunk(self, requests: Sequence[EnqueueRequest]) -> list[Any]:
+        keys: list[str] = [self.queues_key]
         args: list[Any] = [NOTIFY_CAP]
         for req in requests:
             keys += (
@@ -167,36 +175,31 @@ class RedisBroker(Broker):
             for name, value in fields.items():
                 args += (name, value)
         with self._translate():
-            done = self._enqueue(keys=keys, args=args)
-        return [req.job_id for req, ok in zip(requests, done, strict=True) if not ok]
+            return list(self._enqueue(keys=keys, args=args))
 
-    # -- consuming ---------------------------------------------------------
+    # -- consuming (finish_and_claim.lua) -----------------------------------------
 
-    def _claim_call(
+    def _claim_call(  # noqa: PLR0917 - the script's arguments
         self,
         queues: Sequence[str],
         worker: str,
-        lease: float,
+        lease_ms: int,
         count: int,
-        finishes: Sequence[FinishRequest] = (),
-    ) -> tuple[list[bool], list[Delivery]]:
-        keys = [self._leases_key]
+        claim_id: str,
+        finishes: Sequence[tuple[FinishRequest, int]] = (),
+    ) -> tuple[list[bool], list[Delivery], list[str]]:
+        keys = [self.leases_key, self.claim_key(claim_id)]
         for q in queues:
             keys += (self.queue_key(q), self.notify_key(q))
-        # A fresh random nonce per call makes every lease token unique, even for
-        # the same worker re-claiming a released job within one millisecond.
-        nonce = secrets.token_hex(8)
-        args: list[Any] = [
-            self.prefix, worker, max(1, int(lease * 1000)), count, nonce, len(queues), *queues,
-            len(finishes),
-        ]  # fmt: skip
-        for f in finishes:
+        args: list[Any] = [worker, lease_ms, count, claim_id, len(queues), *queues, len(finishes)]
+        for f, ttl_ms in finishes:
             keys.append(self.job_key(f.job_id))
-            args += (f.job_id, f.token, _ttl_ms(f.ttl), len(f.fields))
+            args += (f.job_id, f.token, ttl_ms, len(f.fields))
             for name, value in f.fields.items():
                 args += (name, value)
         raw = self._finish_and_claim(keys=keys, args=args)
-        return [bool(w) for w in raw[0]], self._parse_deliveries(raw[1:], worker)
+        errors = [as_str(e) for e in raw[1]]
+        return [bool(w) for w in raw[0]], self._parse_deliveries(raw[2:], worker), errors
 
     def dequeue(
         self,
@@ -205,24 +208,36 @@ class RedisBroker(Broker):
         lease: float,
         timeout: float = 0,
         count: int = 1,
+        *,
+        claim_id: str | None = None,
     ) -> list[Delivery]:
+        lease_ms = arguments.lease_ms(lease)
+        remaining = arguments.wait_seconds(timeout)
+        count = arguments.whole("count", count, minimum=0)
+        claim_id = claim_id or secrets.token_hex(8)
         notify_keys = [self.notify_key(q) for q in queues]
+        deadline = time.monotonic() + remaining
         with self._translate():
-            out = self._claim_call(queues, worker, lease, count)[1]
-            deadline = time.monotonic() + timeout
-            remaining = timeout
-            while not out and remaining > 0:
+            while True:
+                _, out, errors = self._claim_call(queues, worker, lease_ms, count, claim_id)
+                if errors and not out:
+                    raise BrokerError(f"Redis at {self.url} refused the claim: {errors[0]}")
+                _log(errors)
+                remaining = deadline - time.monotonic()
+                if out or remaining <= 0 or count == 0:
+                    return out
                 # Block until an enqueue pushes a wake-up token (or the wait ends),
                 # then claim. The token only wakes us; the claim is what is atomic.
-                # At least 10 ms: Redis before 7.0.8 read a sub-millisecond timeout as 0,
-                # which means "block forever".
+                # At least 10 ms: Redis before 7.0.8 read a sub-millisecond timeout
+                # as 0, which means "block forever". (float: typed int in redis-py 5)
                 wait = max(min(remaining, self._max_block), 0.01)
-                self.client.blpop(
-                    notify_keys, timeout=reply(wait)
-                )  # float: typed int in redis-py 5
-                out = self._claim_call(queues, worker, lease, count)[1]
-                remaining = deadline - time.monotonic()
-        return out
+                self.client.blpop(notify_keys, timeout=reply(wait))
+
+    def finish(self, job_id: str, token: str, fields: Fields, ttl: float | None) -> bool:
+        finish = FinishRequest(job_id, token, fields, ttl)
+        with self._translate():
+            written, _, _ = self._claim_call((), "", 1, 0, "-", [(finish, arguments.ttl_ms(ttl))])
+        return written[0]
 
     def finish_many_and_dequeue(
         self,
@@ -232,9 +247,17 @@ class RedisBroker(Broker):
         worker: str,
         lease: float,
         count: int = 1,
+        claim_id: str | None = None,
     ) -> tuple[list[bool], list[Delivery]]:
+        steps = [(f, arguments.ttl_ms(f.ttl)) for f in finishes]
+        lease_ms = arguments.lease_ms(lease)
+        count = arguments.whole("count", count, minimum=0)
         with self._translate():
-            return self._claim_call(queues, worker, lease, count, finishes)
+            written, out, errors = self._claim_call(
+                queues, worker, lease_ms, count, claim_id or secrets.token_hex(8), steps
+            )
+        _log(errors)
+        return written, out
 
     @staticmethod
     def _parse_deliveries(raw: Any, worker: str) -> list[Delivery]:
@@ -255,7 +278,7 @@ class RedisBroker(Broker):
                         F_WORKER: worker.encode(),
                         F_LEASE: as_bytes(token),
                         F_QUEUE: as_bytes(queue),
-                        F_ATTEMPTS: str(attempts).encode(),
+                        F_ATTEMPTS: as_bytes(attempts),
                         F_BATCH: as_bytes(batch),
                     }
                 )
@@ -264,19 +287,21 @@ class RedisBroker(Broker):
             )
         return out
 
-    def renew(self, job_id: str, token: str, lease: float) -> bool:
-        with self._translate():
-            return bool(
-                self._renew(
-                    keys=[self.job_key(job_id), self._leases_key],
-                    args=[job_id, token, max(1, int(lease * 1000))],
-                )
-            )
+    # -- leases (renew.lua, release.lua, reap.lua) ---------------------------------
 
-    def finish(self, job_id: str, token: str, fields: Fields, ttl: float | None) -> bool:
+    def renew(self, job_id: str, token: str, lease: float) -> bool:
+        return self.renew_many([(job_id, token)], lease)[0]
+
+    def renew_many(self, held: Sequence[tuple[str, str]], lease: float) -> list[bool]:
+        lease_ms = arguments.lease_ms(lease)
+        if not held:
+            return []
+        keys = [self.leases_key, *(self.job_key(job_id) for job_id, _ in held)]
+        args: list[Any] = [lease_ms]
+        for job_id, token in held:
+            args += (job_id, token)
         with self._translate():
-            written, _ = self._claim_call((), "", 0, 0, [FinishRequest(job_id, token, fields, ttl)])
-        return written[0]
+            return [bool(r) for r in self._renew(keys=keys, args=args)]
 
     def release(self, job_id: str, token: str) -> bool:
         with self._translate():
@@ -284,7 +309,7 @@ class RedisBroker(Broker):
             name = as_str(queue) if queue else "default"
             keys = [
                 self.job_key(job_id),
-                self._leases_key,
+                self.leases_key,
                 self.queue_key(name),
                 self.notify_key(name),
             ]
@@ -293,100 +318,44 @@ class RedisBroker(Broker):
     def reap(
         self, max_attempts: int, failure_ttl: float | None = None, limit: int = 100
     ) -> list[Reaped]:
-        default_ttl_ms = -1 if failure_ttl is None or failure_ttl < 0 else int(failure_ttl * 1000)
+        limit = arguments.whole("limit", limit, minimum=1)
+        return self._reap_call(max_attempts, failure_ttl, limit, ())
+
+    def repair(
+        self, job_ids: Sequence[str], max_attempts: int, failure_ttl: float | None = None
+    ) -> list[Reaped]:
+        out: list[Reaped] = []
+        for start in range(0, len(job_ids), 500):
+            chunk = job_ids[start : start + 500]
+            out += self._reap_call(max_attempts, failure_ttl, len(chunk), chunk)
+        return out
+
+    def _reap_call(
+        self, max_attempts: int, failure_ttl: float | None, limit: int, job_ids: Sequence[str]
+    ) -> list[Reaped]:
+        max_attempts = arguments.whole("max_attempts", max_attempts, minimum=0)
         args: list[Any] = [
-            self.prefix, limit, max_attempts, NOTIFY_CAP, ABANDONED_ERROR_TEMPLATE, default_ttl_ms
+            limit, max_attempts, NOTIFY_CAP, ABANDONED_ERROR_TEMPLATE,
+            arguments.ttl_ms(failure_ttl), *job_ids,
         ]  # fmt: skip
         with self._translate():
-            raw = self._reap(keys=[self._leases_key], args=args)
+            raw = self._reap(keys=[self.leases_key], args=args)
         return [
             Reaped(as_str(i), as_str(q) if q else None, as_str(outcome), int(n))  # type: ignore[arg-type]
             for i, q, outcome, n in raw
         ]
 
-    # -- inspecting --------------------------------------------------------
-
-    def get(self, job_id: str) -> dict[str, bytes] | None:
-        with self._translate():
-            raw = reply(self.client.hgetall(self.job_key(job_id)))
-        return {as_str(k): as_bytes(v) for k, v in raw.items()} or None
+    # -- deleting (delete.lua) -------------------------------------------------------
 
     def delete(self, job_id: str) -> bool:
-        keys = [self.job_key(job_id), self._leases_key, self._queues_key]
+        keys = [self.job_key(job_id), self.leases_key, self.queues_key]
         with self._translate():
-            return bool(self._delete(keys=keys, args=[self.prefix, job_id]))
-
-    def queue_length(self, queue: str) -> int:
-        with self._translate():
-            return int(reply(self.client.llen(self.queue_key(queue))))
-
-    def queued_ids(self, queue: str, start: int = 0, stop: int = -1) -> list[str]:
-        with self._translate():
-            return [
-                as_str(i) for i in reply(self.client.lrange(self.queue_key(queue), start, stop))
-            ]
-
-    def queue_names(self) -> list[str]:
-        # The set has every queue myrq enqueued to; the scan adds queues that
-        # foreign clients pushed to without registering them.
-        head = self.queue_key("")
-        with self._translate():
-            names = {as_str(n) for n in reply(self.client.smembers(self._queues_key))}
-            for key in self.client.scan_iter(match=head.translate(_GLOB_SPECIALS) + "*"):
-                names.add(as_str(key)[len(head) :])
-        return sorted(names)
-
-    def job_ids(self) -> Iterator[str]:
-        head = self.job_key("")
-        pattern = head.translate(_GLOB_SPECIALS) + "*"
-        with self._translate():
-            keys = list(self.client.scan_iter(match=pattern, count=1000))
-        return iter(as_str(k)[len(head) :] for k in keys)
-
-    def leased_ids(self) -> list[str]:
-        with self._translate():
-            return [as_str(i) for i in reply(self.client.zrange(self._leases_key, 0, -1))]
-
-    def status_counts(self) -> dict[str, int]:
-        ids = list(self.job_ids())
-        counts: dict[str, int] = {}
-        with self._translate():
-            for start in range(0, len(ids), 500):
-                pipe = self.client.pipeline(transaction=False)
-                for job_id in ids[start : start + 500]:
-                    pipe.hget(self.job_key(job_id), F_STATUS)
-                for status in pipe.execute():
-                    if status is None:
-                        continue  # expired between the scan and the read
-                    name = as_str(status) or "(none)"
-                    counts[name] = counts.get(name, 0) + 1
-        return counts
-
-    def ping(self) -> None:
-        with self._translate():
-            self.client.ping()
-
-    def memory_policy(self) -> str | None:
-        """Redis's ``maxmemory-policy``, or None if it cannot be read."""
-        try:
-            value = reply(self.client.config_get("maxmemory-policy")).get("maxmemory-policy")
-        except redis.RedisError:
-            return None
-        return as_str(value) if value is not None else None
-
-    def startup_warnings(self) -> list[str]:
-        policy = self.memory_policy()
-        if policy and policy.startswith("allkeys"):
-            return [
-                f"Redis at {self.url} has maxmemory-policy {policy}: under memory pressure it "
-                "may evict queued jobs. Set it to noeviction for a job queue."
-            ]
-        return []
+            return bool(self._delete(keys=keys, args=[job_id]))
 
     def close(self) -> None:
         self.client.close()
 
 
-def _ttl_ms(ttl: float | None) -> int:
-    """A record lifetime for the scripts: -1 keep forever, 0 delete now, else ms."""
-    return -1 if ttl is None else max(0, int(ttl * 1000))
+def _log(errors: list[str]) -> None:
+    for error in errors:
+        logger.error("a claim stopped early: %s (the jobs it did claim were handed out)", error)

@@ -10,7 +10,12 @@ from urllib.parse import urlsplit
 import redis
 from redis.connection import parse_url
 
-from myrq.exceptions import BrokerConnectionError, BrokerError, ConfigurationError
+from myrq.exceptions import (
+    BrokerConnectionError,
+    BrokerError,
+    BrokerFullError,
+    ConfigurationError,
+)
 from myrq.urls import redact_url, scheme_of
 
 
@@ -27,6 +32,12 @@ def translate_errors(url: str) -> Iterator[None]:
             f"Redis at {url} refused the login: {exc} Check the user name and "
             "password in the URL (redis://user:password@host:port/db) and the ACL "
             "user on the server"
+        ) from exc
+    except redis.exceptions.OutOfMemoryError as exc:
+        raise BrokerFullError(
+            f"Redis at {url} is full (maxmemory reached, eviction off) and refused the write; "
+            "nothing was stored. Workers keep draining it: retry later, raise maxmemory, or "
+            "shorten result_ttl/failure_ttl"
         ) from exc
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         raise BrokerConnectionError(

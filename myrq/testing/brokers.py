@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, cast
 
 from myrq.backends.base import Broker
-from myrq.backends.store_broker import StoreBroker, job_key, queue_key
+from myrq.backends.store_broker import LEASES, StoreBroker, job_key, queue_key
 from myrq.testing.contract import BrokerContract
 
 if TYPE_CHECKING:
@@ -28,6 +28,10 @@ class StoreBrokerContract(BrokerContract):
     def push_id_only(self, broker: Broker, queue: str, job_id: str) -> None:
         with cast(StoreBroker, broker).store.transaction() as t:
             t.push(queue_key(queue), job_id)
+
+    def drop_lease_only(self, broker: Broker, job_id: str) -> None:
+        with cast(StoreBroker, broker).store.transaction() as t:
+            t.zrem(LEASES, job_id)
 
     def write_fields(self, broker: Broker, job_id: str, fields: dict[str, bytes]) -> None:
         with cast(StoreBroker, broker).store.transaction() as t:
@@ -48,6 +52,10 @@ class RedisBrokerContract(BrokerContract):
     def push_id_only(self, broker: Broker, queue: str, job_id: str) -> None:
         redis_broker = cast("RedisBroker", broker)
         redis_broker.client.rpush(redis_broker.queue_key(queue), job_id)
+
+    def drop_lease_only(self, broker: Broker, job_id: str) -> None:
+        redis_broker = cast("RedisBroker", broker)
+        redis_broker.client.zrem(redis_broker.leases_key, job_id)
 
     def write_fields(self, broker: Broker, job_id: str, fields: dict[str, bytes]) -> None:
         redis_broker = cast("RedisBroker", broker)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 from typing import Any
@@ -12,25 +13,38 @@ from typing import Any
 from myrq.durations import MAX_SECONDS
 from myrq.exceptions import JobTimeout
 
+logger = logging.getLogger("myrq.worker")
+
+
+def _raise(exc: BaseException, frame: FrameType | None) -> None:
+    raise exc
+
 
 class JobAlarm:
     """The worker's job timer.
 
-    :meth:`install` puts one SIGALRM handler in place for a worker's whole
-    run (not one per job); each job then only arms and clears the interval timer (two system
-    calls instead of four, and no handler objects made per job). An outer
-    interval timer (pytest-timeout's, say) is suspended during each job and
-    re-armed after it with the time it had left; if it fires between jobs,
-    the previous handler gets the signal.
+    :meth:`install` puts one SIGALRM handler in place for a worker's whole run
+    (not one per job); each job then only arms and disarms the interval timer.
+    If a job (or a library it called) replaced the handler, the next
+    :meth:`arm` puts it back and logs a warning, so one job cannot switch off
+    the timeouts of every later job. An outer interval timer (pytest-timeout's,
+    say) is suspended during each job and re-armed after it with the time it
+    had left; if it fires between jobs, the previous handler gets the signal.
+
+    :attr:`interrupt` raises the timeout in the job; a
+    :class:`~myrq.worker.guard.JobGuard` replaces it with its own.
     """
 
     def __init__(self) -> None:
         self._seconds: float | None = None  # the running job's timeout, while armed
         self._previous: Any = signal.SIG_DFL
         self._installed = False
+        self._handler = self._on_alarm  # one bound method, so identity checks work
+        self._outer: tuple[float, float, float] = (0.0, 0.0, 0.0)  # delay, interval, armed at
+        self.interrupt: Callable[[BaseException, FrameType | None], None] = _raise
 
     def install(self) -> None:
-        self._previous = signal.signal(signal.SIGALRM, self._on_alarm)
+        self._previous = signal.signal(signal.SIGALRM, self._handler)
         self._installed = True
 
     def uninstall(self) -> None:
@@ -38,34 +52,44 @@ class JobAlarm:
             signal.signal(signal.SIGALRM, self._previous)
             self._installed = False
 
+    def arm(self, seconds: float) -> None:
+        """Start the job's timer (installing the handler if needed, or again if replaced)."""
+        if not self._installed:
+            self.install()
+        elif signal.getsignal(signal.SIGALRM) is not self._handler:
+            signal.signal(signal.SIGALRM, self._handler)
+            logger.warning(
+                "a job replaced the SIGALRM handler; myrq put its own back so that job "
+                "timeouts keep working (run jobs that need SIGALRM with --isolate)"
+            )
+        self._seconds = seconds
+        delay, interval = signal.setitimer(signal.ITIMER_REAL, min(seconds, MAX_SECONDS))
+        self._outer = (delay, interval, time.monotonic())
+
+    def disarm(self) -> None:
+        """Stop the job's timer and re-arm an outer one with the time it had left."""
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        self._seconds = None
+        delay, interval, armed_at = self._outer
+        if delay > 0:
+            left = max(delay - (time.monotonic() - armed_at), 0.001)
+            signal.setitimer(signal.ITIMER_REAL, left, interval)
+        self._outer = (0.0, 0.0, 0.0)
+
     def _on_alarm(self, signum: int, frame: FrameType | None) -> None:
         if self._seconds is not None:
-            raise JobTimeout(f"job exceeded its timeout of {self._seconds:g}s")
-        if callable(self._previous):
+            self.interrupt(JobTimeout(f"job exceeded its timeout of {self._seconds:g}s"), frame)
+        elif callable(self._previous):
             self._previous(signum, frame)
 
     @contextmanager
     def __call__(self, seconds: float) -> Iterator[None]:
-        """Raise JobTimeout after ``seconds``; always cleared on exit."""
-        if not self._installed:  # used outside a worker's run: just for this job
-            self.install()
-            try:
-                with self(seconds):
-                    yield
-            finally:
-                self.uninstall()
-            return
-        started = time.monotonic()
-        self._seconds = seconds
-        outer_delay, outer_interval = 0.0, 0.0
+        """Raise JobTimeout after ``seconds``; always disarmed on exit (outside a worker)."""
+        installed_here = not self._installed
+        self.arm(seconds)
         try:
-            outer_delay, outer_interval = signal.setitimer(
-                signal.ITIMER_REAL, min(seconds, MAX_SECONDS)
-            )
             yield
         finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            self._seconds = None
-            if outer_delay > 0:
-                left = max(outer_delay - (time.monotonic() - started), 0.001)
-                signal.setitimer(signal.ITIMER_REAL, left, outer_interval)
+            self.disarm()
+            if installed_here:
+                self.uninstall()

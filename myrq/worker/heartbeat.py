@@ -1,15 +1,18 @@
-"""The worker's heartbeat: renews the leases the worker holds and reaps expired ones.
+"""The worker's heartbeat: renews the leases the worker holds, keeps its
+registration alive, and reaps leases that dead workers left behind.
 
 It runs in a thread of its own, so a long job (even a CPU-bound one, which
 still yields the GIL between bytecodes) keeps its lease, and leases left by
-dead workers are reaped while this worker is busy.
+dead workers are reaped while this worker is busy. Every beat costs three
+broker calls whatever the worker holds: one renewal of all its leases, one
+registration, one reap.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from myrq.backends import Broker, Delivery
 from myrq.exceptions import BrokerError
@@ -18,16 +21,18 @@ logger = logging.getLogger("myrq.worker")
 
 
 class Heartbeat:
-    """Every ``lease_ttl / 3`` seconds: renew the held jobs' leases, and reap."""
+    """Every ``lease_ttl / 3`` seconds: renew, register, reap."""
 
-    def __init__(  # noqa: PLR0917 - one caller, the worker
+    def __init__(
         self,
         broker: Broker,
         worker_name: str,
+        *,
         lease_ttl: float,
         max_attempts: int,
         failure_ttl: float | None,
         held: Callable[[], Sequence[Delivery]] = list,
+        info: Callable[[], Mapping[str, bytes]] | None = None,
     ) -> None:
         self.broker = broker
         self.worker_name = worker_name
@@ -35,44 +40,71 @@ class Heartbeat:
         self.max_attempts = max_attempts
         self.failure_ttl = failure_ttl
         self.held = held  # the deliveries whose leases the worker holds right now
+        self.info = info  # the worker's record for the registry (None: not registered)
         self._halt = threading.Event()
         self._thread = threading.Thread(
             target=self._run, name=f"myrq-heartbeat-{worker_name}", daemon=True
         )
 
     def start(self) -> None:
+        """Register and reap once now, then beat in the background."""
+        self.register()
+        self.reap()
         self._thread.start()
 
     def stop(self) -> None:
-        """End the thread. Call it only once the worker holds no job any more."""
+        """End the thread and unregister. Call it once the worker holds no job any more."""
         self._halt.set()
         if self._thread.is_alive():
             self._thread.join(timeout=5)
+        if self.info is not None:
+            try:
+                self.broker.unregister_worker(self.worker_name)
+            except BrokerError as exc:
+                logger.warning("worker %s: could not unregister: %s", self.worker_name, exc)
 
     def _run(self) -> None:
-        interval = self.lease_ttl / 3
+        # At most a third of the lease between beats (Event.wait cannot take ten years).
+        interval = min(self.lease_ttl / 3, threading.TIMEOUT_MAX)
         # A stop request does not end this loop: the job being finished still
         # needs its lease. Only stop(), after the worker's loop returned, does.
         while not self._halt.wait(interval):
-            # Asked at every beat, never remembered: a job the worker no longer
-            # holds (ended, given back, or dropped after an error) is not renewed.
-            for delivery in self.held():
-                if delivery.token is not None:
-                    self._renew(delivery.job_id, delivery.token)
+            self.renew()
+            self.register()
             self.reap()
 
-    def _renew(self, job_id: str, token: str) -> None:
+    def renew(self) -> None:
+        """Renew every lease the worker holds now, in one broker call."""
+        # Asked at every beat, never remembered: a job the worker no longer
+        # holds (ended, given back, or dropped after an error) is not renewed.
+        held = [d for d in self.held() if d.token is not None]
+        if not held:
+            return
         try:
-            if not self.broker.renew(job_id, token, self.lease_ttl):
+            renewed = self.broker.renew_many(
+                [(d.job_id, d.token or "") for d in held], self.lease_ttl
+            )
+        except BrokerError as exc:
+            logger.warning("worker %s: could not renew its leases: %s", self.worker_name, exc)
+            return
+        still_held = {id(d) for d in self.held()}
+        for delivery, ok in zip(held, renewed, strict=True):
+            # Not renewed because the worker finished it meanwhile is no loss.
+            if not ok and id(delivery) in still_held:
                 logger.warning(
                     "worker %s: lease on job %s was lost; its outcome will be discarded",
                     self.worker_name,
-                    job_id,
+                    delivery.job_id,
                 )
+
+    def register(self) -> None:
+        """Record the worker as alive for one lease (see ``myrq workers``)."""
+        if self.info is None:
+            return
+        try:
+            self.broker.register_worker(self.worker_name, self.info(), self.lease_ttl)
         except BrokerError as exc:
-            logger.warning(
-                "worker %s: could not renew lease on job %s: %s", self.worker_name, job_id, exc
-            )
+            logger.warning("worker %s: could not register: %s", self.worker_name, exc)
 
     def reap(self) -> None:
         """Requeue (or fail, past max_attempts) jobs whose lease expired."""
@@ -94,4 +126,11 @@ class Heartbeat:
             elif item.outcome == "failed":
                 logger.error(
                     "job %s: abandoned %d times, marked failed", item.job_id, item.attempts
+                )
+            elif item.outcome == "blocked":
+                logger.error(
+                    "job %s: its lease expired but its queue key %r holds something else; "
+                    "left as it is until the key is repaired",
+                    item.job_id,
+                    item.queue,
                 )

@@ -10,6 +10,7 @@ outages, and gives unstarted jobs back on shutdown.
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 import time
 from collections import deque
@@ -24,10 +25,12 @@ from myrq.schema import (
     F_ENDED_AT,
     F_ERROR,
     F_FAILURE_TTL,
+    F_LEASE,
     F_RESULT,
     F_RESULT_TTL,
+    F_STARTED_AT,
     F_STATUS,
-    format_number,
+    format_time,
     parse_number,
 )
 from myrq.status import JobStatus
@@ -68,10 +71,16 @@ class Outbox:
         self.stats = stats
         self.stop = stop  # set: take no more jobs
         self.claimed: deque[Delivery] = deque()
+        # job id -> time.monotonic() when its claim came back, to reckon ended_at
+        # on the broker's clock (started_at + time since), never the worker's.
+        self._received: dict[str, float] = {}
         self.running: Delivery | None = None  # taken out of claimed, outcome not yet held
         self.unwritten: list[Done] = []
         self._failures = 0  # consecutive broker failures while claiming
         self._backoff = 0.0
+        # One id per claim, kept until the claim's reply arrives: a retry after a
+        # lost reply then gets the same jobs back, not a second batch.
+        self._claim_id: str | None = None
 
     # -- claiming ------------------------------------------------------------
 
@@ -84,9 +93,10 @@ class Outbox:
         about 3 s of failures and raises the BrokerError.
         """
         if self.unwritten:
-            self.claimed.extend(self.flush(claim=count))
+            self.received(self.flush(claim=count))
             if self.claimed or not block:
                 return bool(self.claimed)
+        self._claim_id = self._claim_id or secrets.token_hex(8)
         try:
             got = self.broker.dequeue(
                 self.settings.queue_names,
@@ -94,6 +104,7 @@ class Outbox:
                 self.settings.lease_ttl,
                 timeout=self.settings.idle_wait if block else 0,
                 count=count,
+                claim_id=self._claim_id,
             )
         except BrokerError as exc:
             # Unreachable, or refusing (e.g. a queue key of the wrong type): back
@@ -112,8 +123,16 @@ class Outbox:
             return None
         self._failures = 0
         self._backoff = 0.0
-        self.claimed.extend(got)
+        self._claim_id = None
+        self.received(got)
         return bool(got)
+
+    def received(self, deliveries: list[Delivery]) -> None:
+        """Hold newly claimed jobs, noting when they came."""
+        now = time.monotonic()
+        for delivery in deliveries:
+            self._received[delivery.job_id] = now
+        self.claimed.extend(deliveries)
 
     def next(self) -> Delivery:
         """The next claimed job; its lease stays held until :meth:`add` or :meth:`drop`."""
@@ -122,6 +141,8 @@ class Outbox:
 
     def drop(self) -> None:
         """Stop holding the running job's lease (skipped, given back, or abandoned)."""
+        if self.running is not None:
+            self._received.pop(self.running.job_id, None)
         self.running = None
 
     def held(self) -> list[Delivery]:
@@ -135,10 +156,7 @@ class Outbox:
 
     def add(self, delivery: Delivery, outcome: Outcome) -> Done:
         """Hold a job's outcome until the next flush; its lease stays renewed meanwhile."""
-        fields: dict[str, bytes] = {
-            F_STATUS: outcome.status.value.encode(),
-            F_ENDED_AT: format_number(time.time()),
-        }
+        fields = {F_STATUS: outcome.status.value.encode(), F_ENDED_AT: self._ended_at(delivery)}
         if outcome.result is not None:
             fields[F_RESULT] = outcome.result
         if outcome.error is not None:
@@ -167,6 +185,7 @@ class Outbox:
         finishes = [
             FinishRequest(d.delivery.job_id, d.delivery.token or "", d.fields, d.ttl) for d in items
         ]
+        claim_id = secrets.token_hex(8)  # the same for every retry of this step
         try:
             written, following = self._retry(
                 lambda: self.broker.finish_many_and_dequeue(
@@ -175,6 +194,7 @@ class Outbox:
                     worker=self.settings.name,
                     lease=self.settings.lease_ttl,
                     count=0 if self.stop.is_set() else claim,
+                    claim_id=claim_id,
                 )
             )
         except BrokerError:
@@ -191,6 +211,14 @@ class Outbox:
             item.written = ok or self._already_written(item)
             self._account(item)
         return following
+
+    def _ended_at(self, delivery: Delivery) -> bytes:
+        """Now on the broker's clock: started_at (set by the claim) plus the time since."""
+        started = parse_number((delivery.fields or {}).get(F_STARTED_AT))
+        received = self._received.pop(delivery.job_id, None)
+        if started is None or received is None:
+            return format_time(time.time())
+        return format_time(started + time.monotonic() - received)
 
     # -- giving back -----------------------------------------------------------
 
@@ -221,6 +249,7 @@ class Outbox:
                 if delivery.claimed:
                     self.give_back(delivery)
             self.claimed.clear()
+            self._received.clear()
             self.running = None
 
     # -- internals -------------------------------------------------------------
@@ -239,15 +268,22 @@ class Outbox:
                 delay = min(delay * 2, 2.0)
 
     def _already_written(self, item: Done) -> bool:
-        """True if the record holds exactly the outcome we sent (its status and end time)."""
+        """True if the record holds the outcome we sent: its status, under our lease token.
+
+        A finish keeps the lease field, so a write of ours whose reply was lost
+        (and which a retry then found fenced) is told from another worker's.
+        """
         if item.ttl == 0:
             return False  # a deleted record cannot tell us; report the lost lease
         try:
             current = self.broker.get(item.delivery.job_id)
         except BrokerError:
             return False
-        return current is not None and all(
-            current.get(k) == item.fields[k] for k in (F_STATUS, F_ENDED_AT)
+        token = (item.delivery.token or "").encode()
+        return (
+            current is not None
+            and current.get(F_STATUS) == item.fields[F_STATUS]
+            and current.get(F_LEASE) == token
         )
 
     def _account(self, item: Done) -> None:

@@ -10,11 +10,10 @@ return value.
 
 from __future__ import annotations
 
+import functools
 import sys
 import threading
 import time
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,8 +25,8 @@ from myrq.schema import F_PAYLOAD, F_SIGNATURE, F_TIMEOUT, parse_number
 from myrq.serializers import Serializer
 from myrq.signing import verify
 from myrq.status import JobStatus
-from myrq.worker.alarm import JobAlarm
-from myrq.worker.isolation import run_isolated
+from myrq.worker.guard import JobGuard
+from myrq.worker.isolation import ChildOutcome, run_isolated
 from myrq.worker.settings import WorkerSettings
 from myrq.worker.shutdown import ShutdownNow
 
@@ -64,9 +63,9 @@ class Call:
 class Runner:
     """Prepares and runs jobs for one worker.
 
-    ``interruptible`` wraps exactly the job's own code (the function call, or
-    the wait for an isolated child): a shutdown signal may interrupt the job
-    only there, never while its outcome is being put together.
+    The job's own code (its function, or the wait for an isolated child) runs
+    through ``guard``: the timeout and a shutdown interrupt it only there,
+    never while its outcome is being put together (see :mod:`~myrq.worker.guard`).
     """
 
     def __init__(
@@ -74,14 +73,12 @@ class Runner:
         settings: WorkerSettings,
         serializer: Serializer,
         allow: AllowList,
-        alarm: JobAlarm,
-        interruptible: Callable[[], AbstractContextManager[None]],
+        guard: JobGuard,
     ) -> None:
         self.settings = settings
         self.serializer = serializer
         self.allow = allow
-        self.alarm = alarm
-        self.interruptible = interruptible
+        self.guard = guard
 
     def prepare(self, delivery: Delivery) -> Call | Outcome:
         """Check and decode a claimed job; an Outcome when it must not run."""
@@ -113,11 +110,17 @@ class Runner:
         if call.isolated:
             return self._run_isolated(call)
         started = time.monotonic()
+        # SIGALRM reaches only the main thread: elsewhere a job has no timeout.
+        in_main = threading.current_thread() is threading.main_thread()
+        guard = self.guard
+        guard.pending, guard.running = None, True  # see JobGuard.call
         try:
-            with self.interruptible():
-                # The import is inside the timeout too: a module that hangs at
-                # import time must not hang the worker.
-                result = self._call(call)
+            result = guard.call(
+                functools.partial(self.allow.resolve, call.func_name),
+                call.args,
+                call.kwargs,
+                call.timeout if in_main else None,
+            )
         except FunctionLookupError as exc:  # FunctionNotAllowed too: nothing was imported
             return failure(type(exc).__name__, str(exc), call.func_name)
         except JobTimeout:
@@ -147,13 +150,6 @@ class Runner:
             return outcome
         return Outcome(JobStatus.FINISHED, encoded, func_name=call.func_name, elapsed=elapsed)
 
-    def _call(self, call: Call) -> Any:
-        if threading.current_thread() is not threading.main_thread():
-            # SIGALRM reaches only the main thread: no timeout here.
-            return self.allow.resolve(call.func_name)(*call.args, **call.kwargs)
-        with self.alarm(call.timeout):
-            return self.allow.resolve(call.func_name)(*call.args, **call.kwargs)
-
     @staticmethod
     def _failed(call: Call, exc: BaseException, started: float) -> Outcome:
         return Outcome(
@@ -165,15 +161,23 @@ class Runner:
 
     def _run_isolated(self, call: Call) -> Outcome:
         started = time.monotonic()
-        with self.interruptible():  # a shutdown kills and reaps the child on its way out
-            child = run_isolated(
-                lambda: self.allow.resolve(call.func_name),
+        guard = self.guard
+        guard.pending, guard.running = None, True
+        # A shutdown while the child runs kills and reaps it on its way out;
+        # the child's own timeout is the parent's deadline, not the alarm.
+        child: ChildOutcome = guard.call(
+            lambda: run_isolated,
+            [
+                functools.partial(self.allow.resolve, call.func_name),
                 call.args,
                 call.kwargs,
                 self.serializer,
                 call.timeout,
                 self.settings.job_memory_limit,
-            )
+            ],
+            {},
+            None,
+        )
         elapsed = time.monotonic() - started
         if child.timed_out:
             message = f"job exceeded its timeout of {call.timeout:g}s; its process was killed"

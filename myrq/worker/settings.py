@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from myrq import config
-from myrq.durations import check_seconds
+from myrq.durations import MAX_SECONDS, check_seconds
 from myrq.exceptions import ConfigurationError, InvalidJobError
 from myrq.ids import validate_queue_name
 
@@ -61,7 +61,7 @@ class WorkerSettings:
         if not queue_names:
             raise InvalidJobError("a Worker needs at least one queue name")
         names = tuple(validate_queue_name(n) for n in queue_names)
-        check_seconds("lease_ttl", lease_ttl, minimum=1.0)
+        check_seconds("lease_ttl", lease_ttl, minimum=1.0, maximum=MAX_SECONDS)
         check_seconds("idle_wait", idle_wait, minimum=0.01)
         check_seconds("default_timeout", default_timeout, minimum=0.001)
         if not isinstance(max_attempts, int) or isinstance(max_attempts, bool) or max_attempts < 0:

@@ -2,9 +2,10 @@
 
 A first SIGTERM or SIGINT sets the worker's stop event: it takes no new job
 and finishes the one it runs. A second signal, or the end of the grace period,
-raises :class:`ShutdownNow` inside the running job, but only while the job's
-own code runs (:meth:`Shutdown.interruptible`); the worker then puts the job
-back on its queue, uncounted.
+raises :class:`ShutdownNow` inside the running job, through the
+:class:`~myrq.worker.guard.JobGuard` (only in the job's own code: a job that
+has returned counts as returned); the worker then puts the job back on its
+queue, uncounted.
 """
 
 from __future__ import annotations
@@ -12,9 +13,12 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from types import FrameType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from myrq.worker.guard import JobGuard
 
 logger = logging.getLogger("myrq.worker")
 
@@ -26,22 +30,15 @@ class ShutdownNow(BaseException):
 class Shutdown:
     """Signal handling for one worker's run."""
 
-    def __init__(self, worker_name: str, grace_period: float | None, stop: threading.Event) -> None:
+    def __init__(
+        self, worker_name: str, grace_period: float | None, stop: threading.Event, guard: JobGuard
+    ) -> None:
         self.worker_name = worker_name
         self.grace_period = grace_period
         self.stop = stop
-        self._running = False  # the job's own code is running (interruptible)
+        self.guard = guard
         self._grace_over = False
         self._timer: threading.Timer | None = None
-
-    @contextmanager
-    def interruptible(self) -> Iterator[None]:
-        """Mark the job's own code: only here may a shutdown interrupt it."""
-        self._running = True
-        try:
-            yield
-        finally:
-            self._running = False
 
     def install(self) -> Callable[[], None]:
         """Install the SIGTERM/SIGINT handlers (main thread only); return their undo."""
@@ -68,14 +65,14 @@ class Shutdown:
         name = signal.Signals(signum).name
         if self._grace_over:
             self._grace_over = False
-            if self._running:
+            if self.guard.running:
                 logger.warning(
                     "worker %s: grace period of %gs is over: stopping the current job "
                     "and putting it back on its queue",
                     self.worker_name,
                     self.grace_period,
                 )
-                raise ShutdownNow
+                self.guard.interrupt(ShutdownNow(), frame)
         elif not self.stop.is_set():
             grace = "" if self.grace_period is None else f" (grace period {self.grace_period:g}s)"
             logger.info(
@@ -92,17 +89,17 @@ class Shutdown:
                 self._timer = threading.Timer(self.grace_period, self._end_grace, args=(signum,))
                 self._timer.daemon = True
                 self._timer.start()
-        elif self._running:
+        elif self.guard.running:
             logger.warning(
                 "worker %s got %s again: stopping the current job and putting it back on its queue",
                 self.worker_name,
                 name,
             )
-            raise ShutdownNow
+            self.guard.interrupt(ShutdownNow(), frame)
 
     def _end_grace(self, signum: int) -> None:
         """Timer thread: the grace period is over; interrupt the job in the main thread."""
-        if self._running:
+        if self.guard.running:
             self._grace_over = True
             ident = threading.main_thread().ident
             if ident is not None:

@@ -17,7 +17,10 @@ The parts, one module each: :mod:`~myrq.worker.settings` (checked options),
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
@@ -26,10 +29,11 @@ from myrq.backends import Broker, Delivery
 from myrq.durations import ttl_for_broker
 from myrq.queue import Queue
 from myrq.registry import AllowList, FunctionRegistry, registry
-from myrq.schema import F_STATUS
+from myrq.schema import F_STATUS, format_number, format_time
 from myrq.serializers import Serializer
 from myrq.status import JobStatus
 from myrq.worker.alarm import JobAlarm
+from myrq.worker.guard import JobGuard
 from myrq.worker.heartbeat import Heartbeat
 from myrq.worker.outbox import Outbox
 from myrq.worker.runner import Call, Runner
@@ -91,7 +95,7 @@ class Worker:
         serializer: Serializer | str | None = None,
         *,
         name: str | None = None,
-        lease_ttl: float = 60.0,
+        lease_ttl: float = 15.0,
         max_attempts: int = 3,
         idle_wait: float = 1.0,
         default_timeout: float = config.DEFAULT_TIMEOUT,
@@ -133,11 +137,11 @@ class Worker:
         self.stats = WorkerStats()
         self._stop = threading.Event()  # take no more jobs
         self._alarm = JobAlarm()
-        self._shutdown = Shutdown(self.name, grace_period, self._stop)
-        self._runner = Runner(
-            self.settings, self.serializer, self.allow, self._alarm, self._shutdown.interruptible
-        )
+        guard = JobGuard(self._alarm)
+        self._shutdown = Shutdown(self.name, grace_period, self._stop, guard)
+        self._runner = Runner(self.settings, self.serializer, self.allow, guard)
         self._durations: dict[str, float] = {}  # function name -> its last run, seconds
+        self._started_at = 0.0
 
     def __repr__(self) -> str:
         return f"Worker({self.name!r}, queues={self.queue_names!r})"
@@ -171,7 +175,8 @@ class Worker:
             self._skip(delivery)
             return None
         outbox = Outbox(self.broker, self.settings, self.stats, threading.Event())
-        outbox.running = delivery
+        outbox.received([delivery])
+        outbox.next()
         self._process(delivery, outbox)
         done = outbox.unwritten[0]
         outbox.flush()
@@ -269,18 +274,37 @@ class Worker:
 
     # -- start and stop -----------------------------------------------------
 
+    def _registration(self, outbox: Outbox) -> dict[str, bytes]:
+        """What ``myrq workers`` shows of this worker (refreshed at every heartbeat)."""
+        running = outbox.running
+        s = self.stats
+        return {
+            "name": self.name.encode(),
+            "host": socket.gethostname().encode(),
+            "pid": str(os.getpid()).encode(),
+            "queues": ",".join(self.queue_names).encode(),
+            "started_at": format_time(self._started_at),
+            "beat_at": format_time(time.time()),
+            "job": running.job_id.encode() if running is not None else b"",
+            "finished": str(s.finished).encode(),
+            "failed": str(s.failed + s.timed_out).encode(),
+            "lease_ttl": format_number(self.settings.lease_ttl),
+        }
+
     @contextmanager
     def _session(self) -> Iterator[Outbox]:
         """Signals, the job alarm and the heartbeat for one run of :meth:`work`."""
         settings = self.settings
+        self._started_at = time.time()
         outbox = Outbox(self.broker, settings, self.stats, self._stop)
         heartbeat = Heartbeat(
             self.broker,
             self.name,
-            settings.lease_ttl,
-            settings.max_attempts,
-            ttl_for_broker(settings.failure_ttl),
+            lease_ttl=settings.lease_ttl,
+            max_attempts=settings.max_attempts,
+            failure_ttl=ttl_for_broker(settings.failure_ttl),
             held=outbox.held,
+            info=lambda: self._registration(outbox),
         )
         restore_signals = self._shutdown.install()
         in_main = threading.current_thread() is threading.main_thread()
@@ -297,7 +321,6 @@ class Worker:
                 "enforced there (SIGALRM reaches only the main thread)",
                 self.name,
             )
-        heartbeat.reap()
         heartbeat.start()
         try:
             yield outbox

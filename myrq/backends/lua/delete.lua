@@ -1,7 +1,9 @@
 -- Delete a job's record, its lease and its entries on every queue, as one step.
--- KEYS: job hash, leases zset, queues set.  ARGV: key prefix, job id.
+-- KEYS: job hash, leases zset, queues set.  ARGV: job id.
 -- Returns 1 if the record existed.
--- Queue keys are derived from the prefix (see reap.lua on Redis Cluster).
+-- Queue keys are named from the prefix of KEYS[2] (see reap.lua on Redis Cluster).
+-- First write: LREM (or ZREM, DEL), all allowed on a full Redis.
+local prefix = string.sub(KEYS[2], 1, -7)  -- KEYS[2] is <prefix>leases
 -- Every queue in the queues set is searched, plus the record's own 'queue'
 -- (a foreign client may not have registered it); keys that are not lists are
 -- skipped, so the step never stops half done.
@@ -11,10 +13,10 @@ if redis.call('TYPE', KEYS[1])['ok'] == 'hash' then
   if own then names[#names + 1] = own end
 end
 for _, name in ipairs(names) do
-  local qkey = ARGV[1] .. 'queue:' .. name
+  local qkey = prefix .. 'queue:' .. name
   if redis.call('TYPE', qkey)['ok'] == 'list' then
-    redis.call('LREM', qkey, 0, ARGV[2])
+    redis.call('LREM', qkey, 0, ARGV[1])
   end
 end
-redis.call('ZREM', KEYS[2], ARGV[2])
+redis.call('ZREM', KEYS[2], ARGV[1])
 return redis.call('DEL', KEYS[1])

@@ -1,8 +1,19 @@
--- Extend a lease if the token still holds it.
--- KEYS: job hash, leases zset.  ARGV: job id, token, lease ms.  Returns 1 or 0.
-if redis.call('HGET', KEYS[1], 'lease') ~= ARGV[2] then return 0 end
-if not redis.call('ZSCORE', KEYS[2], ARGV[1]) then return 0 end
-local t = redis.call('TIME')
-local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZADD', KEYS[2], now_ms + tonumber(ARGV[3]), ARGV[1])
-return 1
+-- Extend the leases that the given tokens still hold.
+-- KEYS: leases zset, then the hash of each job.
+-- ARGV: lease ms, then per job: job id, token.
+-- Returns one integer per job: 1 renewed, 0 the token no longer holds it.
+-- First write: ZREM of the member it re-adds (Redis allows it on a full
+-- server; the ZADD after it would be refused as a first write).
+local lease_ms = tonumber(ARGV[1])
+local now_ms = clock()
+local out = {}
+for j = 2, #KEYS do
+  local id, token = ARGV[2 * j - 2], ARGV[2 * j - 1]
+  if redis.call('HGET', KEYS[j], 'lease') == token and redis.call('ZREM', KEYS[1], id) == 1 then
+    redis.call('ZADD', KEYS[1], now_ms + lease_ms, id)
+    out[j - 1] = 1
+  else
+    out[j - 1] = 0
+  end
+end
+return out

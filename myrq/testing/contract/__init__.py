@@ -12,6 +12,7 @@ Use it from pytest::
         def push_id_only(self, broker, queue, job_id): ...
         def write_fields(self, broker, job_id, fields): ...
         def remove_fields(self, broker, job_id, *names): ...
+        def drop_lease_only(self, broker, job_id): ...
 
 ``make_broker`` (or a ``broker`` fixture of your own, for set-up and
 tear-down) gives each test a fresh, empty broker. The other methods are
@@ -26,7 +27,7 @@ the built-in brokers and for any broker on a :class:`~myrq.backends.store.Store`
 Times used here are short (leases of a few hundred ms) but each check allows
 generous slack, so the suite is not flaky on a loaded machine. The tests are
 grouped by area, one module each (producing, consuming, leases, batches,
-inspecting); :class:`BrokerContract` combines them all.
+inspecting, robustness); :class:`BrokerContract` combines them all.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from myrq.testing.contract.inspecting import InspectingContract
 from myrq.testing.contract.kit import BrokerHooks
 from myrq.testing.contract.leases import LeaseContract
 from myrq.testing.contract.producing import ProducingContract
+from myrq.testing.contract.robustness import RobustnessContract
 
 __all__ = ["BrokerContract", "BrokerHooks"]
 
@@ -54,5 +56,6 @@ class BrokerContract(
     LeaseContract,
     BatchContract,
     InspectingContract,
+    RobustnessContract,
 ):
     """Every contract test; subclass it and write :meth:`make_broker` and the hooks."""

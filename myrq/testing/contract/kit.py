@@ -63,6 +63,10 @@ class BrokerHooks:
         """Append an id to a queue without touching its record (a duplicate push)."""
         self.missing_hook("push_id_only", "append an id to a queue without touching its record")
 
+    def drop_lease_only(self, broker: Broker, job_id: str) -> None:
+        """Forget a job's lease but keep its record (what losing the lease set does)."""
+        self.missing_hook("drop_lease_only", "remove a job's lease, keeping its record as it is")
+
     def write_fields(self, broker: Broker, job_id: str, fields: dict[str, bytes]) -> None:
         """Overwrite fields of a stored record in place, as a foreign writer would."""
         self.missing_hook("write_fields", "set fields of a stored record, changing nothing else")
