@@ -86,7 +86,7 @@ def configure(
     key_prefix: str | None = None,
     allow: Sequence[str] | str | None = None,
     max_payload_size: int | None = None,
-    secret_key: str | bytes | None = None,
+    secret_key: str | bytes | Sequence[str | bytes] | None = None,
 ) -> None:
     """Set this process's defaults; arguments left ``None`` keep their current source.
 
@@ -95,8 +95,10 @@ def configure(
     ``serializer`` is ``"json"``, ``"pickle"``, a dotted path or an instance.
     ``allow`` lists module prefixes whose functions workers may run (see
     :mod:`myrq.registry`). ``max_payload_size`` caps an encoded job payload in
-    bytes (0: no cap). ``secret_key`` makes producers sign every payload and
-    workers refuse unsigned or wrongly signed ones (see :mod:`myrq.signing`).
+    bytes (0: no cap). ``secret_key`` makes producers sign every record and
+    workers refuse unsigned or wrongly signed ones (see :mod:`myrq.signing`);
+    a list of keys (or ``"new,old"``) rotates them: sign with the first,
+    accept any.
     Values are checked now, so a typo fails here and not at first use.
     """
     updates: dict[str, Any] = {}  # all checked first: a bad value changes nothing
@@ -128,11 +130,36 @@ def configure(
 
 
 def _check_secret_key(key: object) -> str:
-    if isinstance(key, bytes):
-        key = key.decode("utf-8", "surrogateescape")
-    if not isinstance(key, str):
-        raise ConfigurationError(f"secret_key must be a str or bytes, not {type(key).__name__}")
-    return key
+    """One or several keys as the comma-separated text the settings keep."""
+    return ",".join(k.decode("utf-8", "surrogateescape") for k in secret_keys_of(key))
+
+
+def secret_keys_of(value: object) -> tuple[bytes, ...]:
+    """Signing keys from a str or bytes (``"new,old"`` for several) or a list of them.
+
+    The first signs, all verify; ``b""`` or ``""`` turns signing off (``()``).
+
+    Raises:
+        ConfigurationError: not a key, a list of keys, or a key with a comma in it.
+    """
+    items = (
+        [value]
+        if isinstance(value, str | bytes)
+        else list(value)
+        if isinstance(value, list | tuple)
+        else None
+    )
+    if items is None or not all(isinstance(k, str | bytes) for k in items):
+        raise ConfigurationError(
+            f"secret_key must be a str or bytes, or a list of them, not {type(value).__name__}"
+        )
+    keys: list[bytes] = []
+    for item in items:
+        raw = item.encode("utf-8", "surrogateescape") if isinstance(item, str) else item
+        if len(items) > 1 and b"," in raw:
+            raise ConfigurationError("a secret key in a list of keys must not contain a comma")
+        keys += [k for k in raw.split(b",") if k]
+    return tuple(keys)
 
 
 def reset() -> None:
@@ -233,10 +260,15 @@ def max_payload_size() -> int:
     )
 
 
+def secret_keys() -> tuple[bytes, ...]:
+    """The configured signing keys: the first signs, all verify; ``()`` when none."""
+    return secret_keys_of(settings().secret_key)
+
+
 def secret_key() -> bytes | None:
-    """The payload signing key, or None when payloads are not signed."""
-    key = settings().secret_key
-    return key.encode("utf-8", "surrogateescape") if key else None
+    """The key that signs new records, or None when records are not signed."""
+    keys = secret_keys()
+    return keys[0] if keys else None
 
 
 def get_broker(broker: str | Broker | None = None) -> Broker:

@@ -152,7 +152,7 @@ class Job:
         if description is not None:
             fields[F_DESCRIPTION] = description.encode("utf-8")
         if secret_key:
-            fields[F_SIGNATURE] = sign(secret_key, job_id, payload)
+            fields[F_SIGNATURE] = sign(secret_key, job_id, fields)
         job = cls(job_id, fields, broker=broker, serializer=serializer)
         job._payload = (func_name, list(args), dict(kwargs))
         return job
@@ -296,6 +296,16 @@ class Job:
     @property
     def ended_at(self) -> datetime | None:
         return _when(self._fields.get(F_ENDED_AT))
+
+    def lease_expires_at(self) -> datetime | None:
+        """When the running job's lease runs out (read from the broker now); None if it holds none.
+
+        A worker renews the lease every third of it while the job runs; a lease
+        in the past means its worker stopped renewing, and the job will run
+        again once a worker reaps it.
+        """
+        deadline = self.broker.lease_deadline(self.id)
+        return None if deadline is None else datetime.fromtimestamp(deadline, UTC)
 
     @property
     def lease_token(self) -> str | None:

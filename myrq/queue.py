@@ -38,8 +38,8 @@ class Queue:
         failure_ttl: seconds to keep a failed job (default 7 days; -1 forever).
         max_payload_size: largest encoded payload in bytes (default: configured,
             1 MiB; 0: no cap).
-        secret_key: signs each payload (default: configured, ``MYRQ_SECRET_KEY``;
-            ``b""``: do not sign).
+        secret_key: signs each record (default: configured, ``MYRQ_SECRET_KEY``;
+            ``b""``: do not sign); of several keys, the first signs.
     """
 
     def __init__(
@@ -52,13 +52,14 @@ class Queue:
         result_ttl: int = config.DEFAULT_RESULT_TTL,
         failure_ttl: int = config.DEFAULT_FAILURE_TTL,
         max_payload_size: int | None = None,
-        secret_key: bytes | None = None,
+        secret_key: str | bytes | Sequence[str | bytes] | None = None,
     ) -> None:
         self.name = validate_queue_name(name)
         self.max_payload_size = (
             config.max_payload_size() if max_payload_size is None else max_payload_size
         )
-        self._secret_key = config.secret_key() if secret_key is None else secret_key
+        keys = config.secret_keys() if secret_key is None else config.secret_keys_of(secret_key)
+        self._secret_key = keys[0] if keys else None
         self.broker = config.get_broker(broker)
         self.serializer = config.get_serializer(serializer)
         self.default_timeout = default_timeout

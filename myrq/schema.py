@@ -57,6 +57,10 @@ F_DESCRIPTION = "description"
 #: HMAC of the id and payload (see :mod:`myrq.signing`).
 F_SIGNATURE = "sig"
 
+#: Fields a signature covers (see :mod:`myrq.signing`): whatever decides what
+#: runs and how. A field added here must be one that older records may lack.
+SIGNED_FIELDS = (F_PAYLOAD, F_TIMEOUT, F_RESULT_TTL, F_FAILURE_TTL)
+
 # -- statuses as stored ----------------------------------------------------------
 
 S_PENDING = JobStatus.PENDING.value.encode()

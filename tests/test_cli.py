@@ -122,3 +122,50 @@ def test_worker_finds_allowed_modules_next_to_where_it_starts(
     assert work.returncode == 0, work.stderr
     job = myrq("job", enq.stdout.strip(), "--broker", url)
     assert "status: finished" in job.stdout and "result: 42" in job.stdout, job.stdout
+
+
+def test_repair_requeues_running_jobs_whose_leases_were_lost(
+    redis_server: RedisServer, redis_client: redis.Redis
+) -> None:
+    from myrq.backends import RedisBroker
+
+    broker = RedisBroker(redis_client, url=redis_server.url)
+    for name in ("lost", "later", "waiting"):
+        broker.enqueue("default", name, {"func": b"{}", "queue": b"default"})
+    broker.dequeue(["default"], "w", 30)
+    redis_client.delete("myrq:leases")  # an operator's DEL, or an eviction
+    broker.dequeue(["default"], "w", 30)  # "later" is claimed after: it holds a lease
+    dry = myrq("repair", "--dry-run", "--broker", redis_server.url)
+    assert dry.returncode == 0 and "lost" in dry.stdout and "later" not in dry.stdout
+    assert broker.get("lost") is not None and broker.get("lost")["status"] == b"running"  # type: ignore[index]
+    fixed = myrq("repair", "--broker", redis_server.url)
+    assert fixed.returncode == 0, fixed.stderr
+    assert "lost: requeued on default" in fixed.stdout and "repaired 1 job(s)" in fixed.stdout
+    assert broker.queued_ids("default") == ["waiting", "lost"]
+    again = myrq("repair", "--broker", redis_server.url)
+    assert "nothing to repair" in again.stdout
+
+
+def test_workers_info_and_job_show_leases_and_live_workers(
+    redis_server: RedisServer, redis_client: redis.Redis
+) -> None:
+    from myrq.backends import RedisBroker
+
+    broker = RedisBroker(redis_client, url=redis_server.url)
+    broker.enqueue("default", "j1", {"func": b'{"func_name":"m.f","args":[],"kwargs":{}}',
+                                     "queue": b"default", "created_at": b"1700000000"})  # fmt: skip
+    broker.register_worker("alive-1", {"host": b"h", "pid": b"42", "queues": b"default",
+                                       "job": b"j1", "beat_at": b"1700000000"}, 30)  # fmt: skip
+    broker.dequeue(["default"], "alive-1", 30)
+    out = myrq("workers", "--broker", redis_server.url).stdout
+    assert "1 alive" in out and "alive-1" in out and "pid 42" in out and "job j1" in out
+    info = myrq("info", "--broker", redis_server.url).stdout
+    assert "running (leased) jobs: 1" in info and "j1  worker alive-1 (alive)" in info
+    assert "lease expires in" in info
+    job = myrq("job", "j1", "--broker", redis_server.url).stdout
+    assert "worker: alive-1 (alive)" in job and "lease: expires in" in job
+    assert "created: 2023-11-14 22:13:20 UTC (" in job  # readable, not an epoch float
+    broker.unregister_worker("alive-1")
+    job = myrq("job", "j1", "--broker", redis_server.url).stdout
+    assert "worker: alive-1 (gone" in job
+    assert "lease: alive-1:" in myrq("job", "j1", "--raw", "--broker", redis_server.url).stdout

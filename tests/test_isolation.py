@@ -326,3 +326,21 @@ def test_an_orphaned_child_dies_shortly_after_its_timeout(
         finally:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(child, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("how", ["fork", "multiprocessing"])
+def test_processes_an_isolated_job_leaves_behind_die_with_it(tmp_path: Path, how: str) -> None:
+    """They share the child's process group, which the worker kills when the job ends."""
+    broker = MemoryBroker()
+    path = tmp_path / "helper.pid"
+    job = Queue("default", broker=broker).enqueue(
+        jobs.leave_a_process_behind, str(path), how, 60, "return"
+    )
+    try:
+        run(broker)
+        assert job.get_status() is JobStatus.FINISHED
+        assert _dies_within(_pid_from(path), 3), "the helper outlived its job"
+    finally:
+        if path.exists():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(path.read_text()), signal.SIGKILL)

@@ -219,7 +219,7 @@ def test_signed_jobs_run_and_tampered_ones_fail_before_decoding(
     )  # a valid sig, wrong job
     w = run(broker, serializer="pickle")
     assert good.get_status() is JobStatus.FINISHED and good.result == 3
-    for job, needle in ((tampered, "wrong"), (unsigned, "no payload signature"), (moved, "wrong")):
+    for job, needle in ((tampered, "wrong"), (unsigned, "has no signature"), (moved, "wrong")):
         assert job.get_status() is JobStatus.FAILED
         assert job.error is not None and job.error.type == "SignatureError"
         assert needle in job.error.message
@@ -294,3 +294,62 @@ def test_env_is_not_leaking_the_key_in_settings_repr(monkeypatch: pytest.MonkeyP
     assert config.secret_key() == b"topsecret-value"
     assert "topsecret-value" not in repr(config.settings())
     assert os.environ["MYRQ_SECRET_KEY"] == "topsecret-value"
+
+
+# -- what a signature covers, key rotation, a worker without a key --------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("timeout", b"86400"), ("result_ttl", b"-1"), ("failure_ttl", b"0")],
+)
+def test_a_signature_covers_the_timeout_and_ttls(
+    broker: Broker, hooks: BrokerContract, field: str, value: bytes
+) -> None:
+    """Someone without the key cannot give a job a longer timeout or keep it forever."""
+    myrq.configure(secret_key="s3cret")
+    job = Queue("default", broker=broker).enqueue_call(jobs.add, args=(1, 2), timeout=10)
+    hooks.write_fields(broker, job.id, {field: value})
+    run(broker)
+    assert job.get_status() is JobStatus.FAILED
+    assert job.error is not None and job.error.type == "SignatureError"
+
+
+def test_a_signature_does_not_cover_fields_it_does_not_need(
+    broker: Broker, hooks: BrokerContract
+) -> None:
+    myrq.configure(secret_key="s3cret")
+    job = Queue("default", broker=broker).enqueue_call(jobs.add, args=(1, 2), description="a")
+    hooks.write_fields(broker, job.id, {"description": b"changed by an operator"})
+    run(broker)
+    assert job.get_status() is JobStatus.FINISHED and job.result == 3
+
+
+def test_keys_rotate_sign_with_the_first_accept_any(broker: Broker) -> None:
+    old = Queue("default", broker=broker, secret_key="old").enqueue(jobs.add, 1, 1)
+    new = Queue("default", broker=broker, secret_key=["new", "old"]).enqueue(jobs.add, 2, 2)
+    other = Queue("default", broker=broker, secret_key="other").enqueue(jobs.add, 3, 3)
+    Worker(["default"], broker=broker, secret_key="new,old").work(burst=True)
+    assert old.get_status() is JobStatus.FINISHED and new.get_status() is JobStatus.FINISHED
+    assert other.get_status() is JobStatus.FAILED
+    # Signed with "new", the first of the producer's keys: a worker with only "old" refuses it.
+    again = Queue("default", broker=broker, secret_key=["new", "old"]).enqueue(jobs.add, 4, 4)
+    Worker(["default"], broker=broker, secret_key="old").work(burst=True)
+    assert again.get_status() is JobStatus.FAILED
+
+
+def test_keys_from_the_environment_rotate_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MYRQ_SECRET_KEY", "new,old")
+    assert config.secret_keys() == (b"new", b"old") and config.secret_key() == b"new"
+    with pytest.raises(ConfigurationError, match="comma"):
+        myrq.configure(secret_key=["a,b", "c"])
+
+
+def test_a_worker_without_a_key_warns_once_about_signed_jobs(
+    broker: Broker, caplog: pytest.LogCaptureFixture
+) -> None:
+    q = Queue("default", broker=broker, secret_key="s3cret")
+    for i in range(3):
+        q.enqueue(jobs.add, i, i)
+    Worker(["default"], broker=broker, secret_key=b"").work(burst=True)
+    assert caplog.text.count("is signed, but this worker has no secret key") == 1

@@ -15,53 +15,28 @@ import time
 from collections.abc import Iterator, Sequence
 
 from myrq.backends import arguments
+from myrq.backends import store_steps as steps
 from myrq.backends.base import Broker, Delivery, EnqueueRequest, Fields, FinishRequest, Reaped
-from myrq.backends.store import Store, Txn
+from myrq.backends.store import Store
+from myrq.backends.store_steps import (
+    LEASES,
+    QUEUES,
+    WORKERS,
+    job_key,
+    queue_key,
+    worker_key,
+)
 from myrq.exceptions import JobExistsError
 from myrq.schema import (
     F_ATTEMPTS,
-    F_BATCH,
-    F_CREATED_AT,
-    F_ENDED_AT,
-    F_ERROR,
-    F_FAILURE_TTL,
     F_LEASE,
-    F_PAYLOAD,
     F_QUEUE,
-    F_SOLO,
-    F_STARTED_AT,
     F_STATUS,
-    F_WORKER,
     LIVE,
-    S_FAILED,
     S_PENDING,
     S_RUNNING,
-    UNCLAIMABLE,
-    abandoned_error,
-    format_time,
     parse_count,
-    parse_ttl_ms,
 )
-
-LEASES = "leases"
-QUEUES = "queues"
-WORKERS = "workers"
-
-
-def job_key(job_id: str) -> str:
-    return f"job:{job_id}"
-
-
-def queue_key(queue: str) -> str:
-    return f"queue:{queue}"
-
-
-def claim_key(claim_id: str) -> str:
-    return f"claim:{claim_id}"
-
-
-def worker_key(name: str) -> str:
-    return f"worker:{name}"
 
 
 class StoreBroker(Broker):
@@ -86,7 +61,7 @@ class StoreBroker(Broker):
                 key = job_key(req.job_id)
                 status = t.hget(key, F_STATUS)
                 if status in LIVE:
-                    if not _resent(t, key, req.fields):
+                    if not steps.resent(t, key, req.fields):
                         refused.append(req.job_id)
                     continue
                 t.push(queue_key(req.queue), req.job_id)
@@ -119,7 +94,7 @@ class StoreBroker(Broker):
         while True:
             seen = self.store.version()
             with self.store.transaction() as t:
-                out = _claim(t, queues, worker, lease_ms, count, claim_id) if count else []
+                out = steps.claim(t, queues, worker, lease_ms, count, claim_id) if count else []
             remaining = deadline - time.monotonic()
             if out or remaining <= 0:
                 return out
@@ -128,7 +103,7 @@ class StoreBroker(Broker):
     def finish(self, job_id: str, token: str, fields: Fields, ttl: float | None) -> bool:
         ttl_ms = arguments.ttl_ms(ttl)
         with self.store.transaction() as t:
-            return _finish(t, FinishRequest(job_id, token, fields, ttl), ttl_ms)
+            return steps.finish(t, FinishRequest(job_id, token, fields, ttl), ttl_ms)
 
     def finish_many_and_dequeue(
         self,
@@ -145,8 +120,8 @@ class StoreBroker(Broker):
         count = arguments.whole("count", count, minimum=0)
         claim_id = claim_id or secrets.token_hex(8)
         with self.store.transaction() as t:
-            written = [_finish(t, f, ttl_ms) for f, ttl_ms in zip(finishes, ttls, strict=True)]
-            claimed = _claim(t, queues, worker, lease_ms, count, claim_id) if count > 0 else []
+            written = [steps.finish(t, f, ttl_ms) for f, ttl_ms in zip(finishes, ttls, strict=True)]
+            claimed = steps.claim(t, queues, worker, lease_ms, count, claim_id) if count > 0 else []
         return written, claimed
 
     # -- leases (renew.lua, release.lua, reap.lua) ---------------------------------
@@ -177,7 +152,7 @@ class StoreBroker(Broker):
             attempts = parse_count(record.get(F_ATTEMPTS))
             if attempts > 0:
                 t.hset(key, {F_ATTEMPTS: str(attempts - 1).encode()})
-            _requeue(t, job_id, _queue_of(record), front=True)
+            steps.requeue(t, job_id, steps.queue_of(record), front=True)
             return True
 
     def reap(
@@ -188,7 +163,7 @@ class StoreBroker(Broker):
         limit = arguments.whole("limit", limit, minimum=1)
         with self.store.transaction() as t:
             expired = t.zrange_by_score(LEASES, t.now(), limit)
-            return [_reap_one(t, i, max_attempts, default_ttl_ms) for i in expired]
+            return [steps.reap_one(t, i, max_attempts, default_ttl_ms) for i in expired]
 
     def repair(
         self, job_ids: Sequence[str], max_attempts: int, failure_ttl: float | None = None
@@ -201,7 +176,7 @@ class StoreBroker(Broker):
                 for i in job_ids
                 if t.hget(job_key(i), F_STATUS) == S_RUNNING and t.zscore(LEASES, i) is None
             ]
-            return [_reap_one(t, i, max_attempts, default_ttl_ms) for i in orphans]
+            return [steps.reap_one(t, i, max_attempts, default_ttl_ms) for i in orphans]
 
     # -- workers -----------------------------------------------------------------
 
@@ -273,158 +248,3 @@ class StoreBroker(Broker):
 
     def close(self) -> None:
         self.store.close()
-
-
-# -- the steps' parts: ``t`` is inside one transaction ----------------------------
-
-
-def _queue_of(record: Fields) -> str:
-    raw = record.get(F_QUEUE)
-    return raw.decode("utf-8", "replace") if raw else "default"
-
-
-def _resent(t: Txn, key: str, fields: Fields) -> bool:
-    """An enqueue resent after a lost reply finds its own record (enqueue.lua's rule)."""
-    created = fields.get(F_CREATED_AT)
-    if created is None:
-        return False
-    return t.hget(key, F_CREATED_AT) == created and t.hget(key, F_PAYLOAD) == fields.get(F_PAYLOAD)
-
-
-def _finish(t: Txn, f: FinishRequest, ttl_ms: int) -> bool:
-    """Fencing: write only if the token still holds a running job."""
-    key = job_key(f.job_id)
-    current = t.hgetall(key)
-    if current is None or current.get(F_LEASE) != f.token.encode():
-        return False
-    if current.get(F_STATUS) != S_RUNNING or not t.zrem(LEASES, f.job_id):
-        return False
-    if ttl_ms == 0:
-        t.delete(key)
-        return True
-    if f.fields:
-        t.hset(key, f.fields)
-    if ttl_ms > 0:
-        t.expire(key, t.now() + ttl_ms / 1000)
-    return True
-
-
-def _claim(  # noqa: PLR0917 - one step's arguments
-    t: Txn, queues: Sequence[str], worker: str, lease_ms: int, count: int, claim_id: str
-) -> list[Delivery]:
-    ckey = claim_key(claim_id)
-    before = t.lrange(ckey, 0, -1)
-    if before:  # a resend of a claim that was carried out: the same jobs, as they are now
-        return _replay(t, before, worker, claim_id)
-    out: list[Delivery] = []
-    claimed: list[str] = []
-    now = t.now()
-    started = format_time(now)
-    batch = b"1" if count > 1 else b"0"
-    for name in queues:
-        qkey = queue_key(name)
-        while len(out) < count:
-            job_id = t.pop(qkey)
-            if job_id is None:
-                break
-            key = job_key(job_id)
-            record = t.hgetall(key)
-            if record is None:  # no record: report it, touch nothing
-                out.append(Delivery(job_id, name, None, None))
-                continue
-            if record.get(F_STATUS) in UNCLAIMABLE:
-                out.append(Delivery(job_id, name, None, record))
-                continue
-            solo = record.get(F_SOLO) == b"1"
-            if solo and out:
-                t.push(qkey, job_id, front=True)  # runs alone: first in line next time
-                return _claimed(t, ckey, claimed, lease_ms, out)
-            if solo:
-                count = len(out) + 1  # nothing else joins it
-            claimed.append(job_id)
-            token = f"{worker}:{claim_id}:{len(claimed)}"
-            claim = {
-                F_STATUS: S_RUNNING,
-                F_STARTED_AT: started,
-                F_WORKER: worker.encode(),
-                F_LEASE: token.encode(),
-                F_QUEUE: name.encode(),
-                F_ATTEMPTS: str(parse_count(record.get(F_ATTEMPTS)) + 1).encode(),
-                F_BATCH: b"0" if solo else batch,
-            }
-            t.hset(key, claim)
-            t.expire(key, None)
-            t.zadd(LEASES, job_id, now + lease_ms / 1000)
-            record.update(claim)
-            out.append(Delivery(job_id, name, token, record))
-        if len(out) >= count:
-            break
-    return _claimed(t, ckey, claimed, lease_ms, out)
-
-
-def _claimed(
-    t: Txn, ckey: str, claimed: list[str], lease_ms: int, out: list[Delivery]
-) -> list[Delivery]:
-    """Keep the claim's ids for a lease, so that a resend hands out the same jobs."""
-    if claimed:
-        for job_id in claimed:
-            t.push(ckey, job_id)
-        t.expire(ckey, t.now() + lease_ms / 1000)
-    return out
-
-
-def _replay(t: Txn, job_ids: list[str], worker: str, claim_id: str) -> list[Delivery]:
-    out: list[Delivery] = []
-    for n, job_id in enumerate(job_ids, 1):
-        token = f"{worker}:{claim_id}:{n}"
-        record = t.hgetall(job_key(job_id))
-        if record and record.get(F_LEASE) == token.encode() and record.get(F_STATUS) == S_RUNNING:
-            out.append(Delivery(job_id, _queue_of(record), token, record))
-    return out
-
-
-def _reap_one(t: Txn, job_id: str, max_attempts: int, default_ttl_ms: int) -> Reaped:
-    """Requeue (or fail, past max_attempts) one job whose lease expired (reap.lua)."""
-    t.zrem(LEASES, job_id)
-    key = job_key(job_id)
-    record = t.hgetall(key)
-    if record is None:
-        return Reaped(job_id, None, "missing", 0)
-    queue = _queue_of(record)
-    attempts = parse_count(record.get(F_ATTEMPTS))
-    if record.get(F_BATCH) == b"1":
-        # Claimed in a batch: whether it had started is unknown. Requeue it
-        # uncounted, to run alone from now on.
-        attempts = max(0, attempts - 1)
-        t.hset(key, {F_ATTEMPTS: str(attempts).encode(), F_BATCH: b"0", F_SOLO: b"1"})
-        _requeue(t, job_id, queue, front=False)
-        return Reaped(job_id, queue, "requeued", attempts)
-    if max_attempts > 0 and attempts >= max_attempts:
-        _abandon(t, key, record, attempts, default_ttl_ms)
-        return Reaped(job_id, queue, "failed", attempts)
-    _requeue(t, job_id, queue, front=False)
-    return Reaped(job_id, queue, "requeued", attempts)
-
-
-def _requeue(t: Txn, job_id: str, queue: str, *, front: bool) -> None:
-    """Back on its queue as ``pending``, without the claim's fields."""
-    key = job_key(job_id)
-    t.hset(key, {F_STATUS: S_PENDING})
-    t.hdel(key, F_LEASE, F_WORKER, F_STARTED_AT)
-    t.push(queue_key(queue), job_id, front=front)
-
-
-def _abandon(t: Txn, key: str, record: Fields, attempts: int, default_ttl_ms: int) -> None:
-    """Fail a job whose worker stopped renewing its lease ``attempts`` times."""
-    ttl_ms = parse_ttl_ms(record.get(F_FAILURE_TTL))  # the job's own setting wins
-    if ttl_ms is None:
-        ttl_ms = default_ttl_ms
-    now = t.now()
-    t.hset(
-        key, {F_STATUS: S_FAILED, F_ENDED_AT: format_time(now), F_ERROR: abandoned_error(attempts)}
-    )
-    t.hdel(key, F_LEASE)
-    if ttl_ms == 0:
-        t.delete(key)
-    elif ttl_ms > 0:
-        t.expire(key, now + ttl_ms / 1000)

@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, cast
 
 from myrq.backends.base import Broker
-from myrq.backends.store_broker import LEASES, StoreBroker, job_key, queue_key
+from myrq.backends.store_broker import StoreBroker
+from myrq.backends.store_steps import LEASES, job_key, queue_key
 from myrq.testing.contract import BrokerContract
 
 if TYPE_CHECKING:

@@ -19,12 +19,17 @@ already in the pipe is read without blocking, and:
   holding large results): ``ChildProcessDied`` with the signal or exit code;
 * the timeout passed first: the child is SIGKILLed and the job ends ``timeout``.
 
-The child ignores SIGINT/SIGTERM: shutdown is the parent's decision (a
-terminal's Ctrl-C reaches the whole process group). When the parent is told
-to stop now, the exception unwinds through :func:`run_isolated`, which kills
-and reaps the child on the way out. With ``memory_limit``, the child's address
-space is capped (``RLIMIT_AS``), so a runaway allocation raises MemoryError
-in the child instead of swapping the machine.
+The child ignores SIGINT/SIGTERM: shutdown is the parent's decision. It leads
+a process group of its own, and when the job ends, however it ends (an
+outcome, a timeout, a crash, a shutdown that will not wait), the parent kills
+that whole group: processes the job started and left behind die with it
+instead of running on as orphans beside a rerun (a job that must leave a
+process running starts it in a session of its own, ``os.setsid``). When the
+parent is told to stop now, the exception unwinds through
+:func:`run_isolated`, which kills and reaps the child on the way out. With
+``memory_limit``, the child's address space is capped (``RLIMIT_AS``), so a
+runaway allocation raises MemoryError in the child instead of swapping the
+machine.
 
 A child must not outlive its worker, or a job would run beside its own rerun.
 On Linux it gets SIGKILL when the worker dies (``PR_SET_PDEATHSIG``; if the
@@ -35,7 +40,8 @@ belong to the limit. ``signal.alarm``/``setitimer(ITIMER_REAL)`` in a job (or a
 library's SIGALRM-based timeout) replaces or cancels it, a SIGALRM handler
 turns it off, and a stray SIGALRM kills the job. The parent still SIGKILLs the
 child at the timeout, so this matters only once the worker is gone. Neither
-reaches processes the job starts itself (fork clears both).
+reaches processes the job starts itself (fork clears both); the process group
+does, whenever the parent is alive to kill it.
 
 Only the worker's main thread may call this: forking copies only the calling
 thread, the child touches neither the broker connection nor the heartbeat, and
@@ -119,6 +125,8 @@ def run_isolated(  # noqa: PLR0917 - one internal caller
         raise
     if pid == 0:  # pragma: no cover - runs in the child; its outcome is tested
         _child(read_fd, write_fd, setup, resolve, args, kwargs, serializer)
+    with contextlib.suppress(OSError):  # the child does it too; whichever runs first
+        os.setpgid(pid, pid)
     child = _Child(pid, read_fd)
     deadline = time.monotonic() + timeout
     try:
@@ -132,6 +140,7 @@ def run_isolated(  # noqa: PLR0917 - one internal caller
         child.kill()
         raise
     finally:
+        child.kill_group()
         child.close()
     return child.outcome(status, deadline)
 
@@ -225,6 +234,12 @@ class _Child:
             with contextlib.suppress(ChildProcessError):
                 self.status = os.waitpid(self.pid, 0)[1]
 
+    def kill_group(self) -> None:
+        """Kill what the job left running in its process group (the pgid stays taken
+        while any member lives, so this never reaches a stranger)."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signal.SIGKILL)
+
     def close(self) -> None:
         os.close(self.read_fd)
         if self.pidfd is not None:
@@ -242,6 +257,8 @@ class _ChildSetup:
     mask: set[int | signal.Signals] = dataclasses.field(default_factory=set)  # to restore
 
     def apply(self) -> None:  # pragma: no cover - runs in the child
+        with contextlib.suppress(OSError):
+            os.setpgid(0, 0)  # a group of its own, so the parent can kill what it leaves
         if self.die_with_parent is not None:
             self.die_with_parent()
         if os.getppid() != self.parent:  # the worker died before that took effect

@@ -161,7 +161,7 @@ class Outbox:
             fields[F_RESULT] = outcome.result
         if outcome.error is not None:
             fields[F_ERROR] = outcome.error.to_bytes()
-        record = delivery.fields or {}
+        record = (delivery.fields or {}) if outcome.trusted else {}
         if outcome.status is JobStatus.FINISHED:
             setting, default = parse_number(record.get(F_RESULT_TTL)), self.settings.result_ttl
         else:

@@ -11,6 +11,7 @@ return value.
 from __future__ import annotations
 
 import functools
+import logging
 import sys
 import threading
 import time
@@ -30,6 +31,8 @@ from myrq.worker.isolation import ChildOutcome, run_isolated
 from myrq.worker.settings import WorkerSettings
 from myrq.worker.shutdown import ShutdownNow
 
+logger = logging.getLogger("myrq.worker")
+
 #: The error type a timed-out job records, in process or isolated.
 TIMEOUT_TYPE = f"{JobTimeout.__module__}.{JobTimeout.__qualname__}"
 
@@ -43,6 +46,9 @@ class Outcome:
     error: ErrorInfo | None = None
     func_name: str = "<refused>"
     elapsed: float = 0.0
+    #: False when the record failed its signature check: its TTL fields may be
+    #: anyone's, so the worker's own are used.
+    trusted: bool = True
 
 
 def failure(kind: str, message: str, func_name: str = "<refused>") -> Outcome:
@@ -79,6 +85,7 @@ class Runner:
         self.serializer = serializer
         self.allow = allow
         self.guard = guard
+        self._warned_unsigned = False
 
     def prepare(self, delivery: Delivery) -> Call | Outcome:
         """Check and decode a claimed job; an Outcome when it must not run."""
@@ -91,11 +98,21 @@ class Runner:
                 f"payload of {len(payload):,} bytes is above this worker's limit of "
                 f"{limit:,} (max_payload_size); it was not decoded",
             )
-        if self.settings.secret_key:
+        if self.settings.secret_keys:
             try:
-                verify(self.settings.secret_key, delivery.job_id, payload, fields.get(F_SIGNATURE))
+                verify(self.settings.secret_keys, delivery.job_id, fields)
             except SignatureError as exc:
-                return failure("SignatureError", str(exc))
+                refused = failure("SignatureError", str(exc))
+                refused.trusted = False
+                return refused
+        elif F_SIGNATURE in fields and not self._warned_unsigned:
+            self._warned_unsigned = True
+            logger.warning(
+                "job %s is signed, but this worker has no secret key, so it checks no "
+                "signature: anyone who can write to the broker can run allowed functions "
+                "here. Set MYRQ_SECRET_KEY on the workers too",
+                delivery.job_id,
+            )
         try:
             func_name, args, kwargs = decode_payload(self.serializer, payload)
         except Exception as exc:  # DeserializationError, or a custom serializer's own error

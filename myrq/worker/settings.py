@@ -26,7 +26,7 @@ class WorkerSettings:
     default_timeout: float
     result_ttl: int
     failure_ttl: int
-    secret_key: bytes | None
+    secret_keys: tuple[bytes, ...]
     max_payload_size: int
     grace_period: float | None
     isolate_all: bool
@@ -45,7 +45,7 @@ class WorkerSettings:
         default_timeout: float,
         result_ttl: int,
         failure_ttl: int,
-        secret_key: bytes | None,
+        secret_key: str | bytes | Sequence[str | bytes] | None,
         max_payload_size: int | None,
         grace_period: float | None,
         isolate: bool | Sequence[str],
@@ -84,7 +84,9 @@ class WorkerSettings:
             default_timeout=default_timeout,
             result_ttl=result_ttl,
             failure_ttl=failure_ttl,
-            secret_key=config.secret_key() if secret_key is None else secret_key,
+            secret_keys=(
+                config.secret_keys() if secret_key is None else config.secret_keys_of(secret_key)
+            ),
             max_payload_size=(
                 config.max_payload_size() if max_payload_size is None else max_payload_size
             ),

@@ -70,8 +70,8 @@ class Worker:
             ``@myrq.task`` may always run. Anything else fails its job with
             FunctionNotAllowed, and nothing is imported (see :mod:`myrq.registry`).
         registry: where ``@myrq.task`` functions are looked up (default: global).
-        secret_key: require payloads signed with this key (default: configured,
-            ``MYRQ_SECRET_KEY``; ``b""``: do not check).
+        secret_key: require records signed with this key, or one of these keys
+            (default: configured, ``MYRQ_SECRET_KEY``; ``b""``: do not check).
         max_payload_size: fail jobs whose payload is larger, before decoding it
             (default: configured, 1 MiB; 0: no cap).
         grace_period: after a first SIGTERM/SIGINT, seconds the current job may
@@ -103,7 +103,7 @@ class Worker:
         failure_ttl: int = config.DEFAULT_FAILURE_TTL,
         allow: Sequence[str] | str = (),
         registry: FunctionRegistry = registry,
-        secret_key: bytes | None = None,
+        secret_key: str | bytes | Sequence[str | bytes] | None = None,
         max_payload_size: int | None = None,
         grace_period: float | None = 30.0,
         isolate: bool | Sequence[str] = False,

@@ -1,0 +1,82 @@
+"""``myrq enqueue`` and ``myrq repair``: changing what is stored."""
+
+from __future__ import annotations
+
+import argparse
+
+from myrq.cli.common import Parser, add_common, broker_of, json_arg
+from myrq.exceptions import MyrqError
+from myrq.queue import Queue
+from myrq.schema import F_STATUS, S_RUNNING
+
+
+def add_commands(sub: argparse._SubParsersAction[Parser]) -> None:
+    p = sub.add_parser("enqueue", help="enqueue a job and print its id")
+    p.add_argument("func", help="function as package.module.func")
+    p.add_argument("args", nargs="*", metavar="ARG", help="positional arguments, each as JSON")
+    p.add_argument("--kwargs", metavar="JSON", help="keyword arguments as a JSON object")
+    p.add_argument("--queue", default="default", metavar="NAME")
+    p.add_argument("--timeout", type=float, metavar="SECONDS")
+    p.add_argument("--job-id", metavar="ID")
+    add_common(p)
+
+    p = sub.add_parser(
+        "repair",
+        help="requeue jobs left running without a lease (after the lease set was lost)",
+    )
+    p.add_argument(
+        "--max-attempts",
+        type=int,
+        default=3,
+        metavar="N",
+        help="fail a job already claimed this many times instead (0: no limit; default 3)",
+    )
+    p.add_argument("--dry-run", action="store_true", help="only list what would be repaired")
+    add_common(p)
+
+
+def cmd_enqueue(args: argparse.Namespace) -> int:
+    positional = [json_arg(a, f"argument {i}") for i, a in enumerate(args.args, 1)]
+    kwargs = json_arg(args.kwargs, "--kwargs") if args.kwargs else {}
+    if not isinstance(kwargs, dict):
+        raise MyrqError(f"--kwargs must be a JSON object, not {args.kwargs!r}")
+    queue = Queue(args.queue, broker=broker_of(args), serializer=args.serializer)
+    job = queue.enqueue_call(
+        args.func, args=positional, kwargs=kwargs, timeout=args.timeout, job_id=args.job_id
+    )
+    print(job.id)
+    return 0
+
+
+def cmd_repair(args: argparse.Namespace) -> int:
+    """Find records that say ``running`` but hold no lease, and treat their leases as expired.
+
+    Reads every record (a scan): for operators, not a schedule. A job whose
+    worker is alive holds a lease and is never touched.
+    """
+    broker = broker_of(args)
+    leased = set(broker.leased_ids())
+    suspects = []
+    for job_id in broker.job_ids():
+        if job_id in leased:
+            continue
+        record = broker.get(job_id)
+        if record is not None and record.get(F_STATUS) == S_RUNNING:
+            suspects.append(job_id)
+    if not suspects:
+        print("nothing to repair: every running job holds a lease")
+        return 0
+    if args.dry_run:
+        print(f"{len(suspects)} running job(s) hold no lease:")
+        for job_id in suspects:
+            print(f"  {job_id}")
+        return 0
+    repaired = broker.repair(suspects, max_attempts=args.max_attempts)
+    for item in repaired:
+        where = f" on {item.queue}" if item.queue else ""
+        print(f"  {item.job_id}: {item.outcome}{where} (attempts {item.attempts})")
+    print(f"repaired {len(repaired)} job(s)")
+    return 0
+
+
+COMMANDS = {"enqueue": cmd_enqueue, "repair": cmd_repair}
