@@ -104,7 +104,7 @@ class SQLiteStore(Store):
                 if isinstance(exc, sqlite3.Error):
                     raise BrokerError(f"SQLite {self.url} refused the operation: {exc}") from exc
                 raise
-        if txn.pushed:
+        if txn.wake:
             with self._wakeup:
                 self._version += 1
                 self._wakeup.notify_all()
@@ -130,6 +130,7 @@ class SQLiteTxn(Txn):
     def __init__(self, db: sqlite3.Connection, now: float) -> None:
         self.db = db
         self._now = now
+        self.wake = False
 
     def now(self) -> float:
         return self._now
@@ -191,7 +192,7 @@ class SQLiteTxn(Txn):
         else:  # an INTEGER PRIMARY KEY left out becomes max(seq) + 1
             sql = "INSERT INTO list_items (key, value) VALUES (?, ?)"
         self.db.execute(sql, (key, value))
-        self.pushed = True
+        self.wake = True
         return self.llen(key)
 
     def pop(self, key: str) -> str | None:
@@ -244,6 +245,10 @@ class SQLiteTxn(Txn):
     def zmembers(self, key: str) -> list[str]:
         sql = "SELECT member FROM zset_items WHERE key = ? ORDER BY score, member"
         return [row[0] for row in self.db.execute(sql, (key,))]
+
+    def zrange_with_scores(self, key: str, limit: int) -> list[tuple[str, float]]:
+        sql = "SELECT member, score FROM zset_items WHERE key = ? ORDER BY score, member LIMIT ?"
+        return [(row[0], float(row[1])) for row in self.db.execute(sql, (key, limit))]
 
     # -- sets --------------------------------------------------------------------
 

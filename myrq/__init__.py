@@ -24,22 +24,26 @@ from myrq.exceptions import (
     InvalidArgumentError,
     InvalidJobError,
     JobExistsError,
+    JobFailedError,
     JobTimeout,
     MyrqError,
     NoSuchJobError,
     PayloadTooLargeError,
     SerializationError,
     SignatureError,
+    WaitTimeout,
 )
 from myrq.job import Job
 from myrq.queue import Queue
 from myrq.registry import task
+from myrq.retry import Backoff, NoRetry, Retry, RetryLater
 from myrq.status import JobStatus
 from myrq.worker import Worker
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Backoff",
     "BrokerConnectionError",
     "BrokerError",
     "BrokerFullError",
@@ -53,14 +57,19 @@ __all__ = [
     "Job",
     "JobError",
     "JobExistsError",
+    "JobFailedError",
     "JobStatus",
     "JobTimeout",
     "MyrqError",
+    "NoRetry",
     "NoSuchJobError",
     "PayloadTooLargeError",
     "Queue",
+    "Retry",
+    "RetryLater",
     "SerializationError",
     "SignatureError",
+    "WaitTimeout",
     "Worker",
     "__version__",
     "configure",

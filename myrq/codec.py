@@ -12,24 +12,46 @@ from __future__ import annotations
 import json
 import traceback
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from myrq.exceptions import DeserializationError
+from myrq.retry import NoRetry, RetryLater, exception_names
 from myrq.serializers import Serializer
 
 
 @dataclass(frozen=True)
 class ErrorInfo:
-    """Why a job failed, as plain data (never a live exception object)."""
+    """Why a job failed, as plain data (never a live exception object).
+
+    ``type``, ``message`` and ``traceback`` are what the record's ``error``
+    field keeps. The other attributes serve the worker's retry decision and
+    are not stored: ``types`` names the exception's class and its bases,
+    ``retry_in`` is the delay a job asked for with :class:`~myrq.retry.RetryLater`,
+    and ``final`` marks an error never worth another try (``NoRetry``, or a job
+    that cannot run as written: a function not allowed, an undecodable payload).
+    """
 
     type: str
     message: str
     traceback: str
+    types: tuple[str, ...] = field(default=(), compare=False)
+    retry_in: float | None = field(default=None, compare=False)
+    final: bool = field(default=False, compare=False)
 
     def to_bytes(self) -> bytes:
+        """The record's ``error`` field."""
+        return self._json({})
+
+    def to_report(self) -> bytes:
+        """:meth:`to_bytes` plus what the retry decision needs (an isolated child's report)."""
+        return self._json(
+            {"types": list(self.types), "retry_in": self.retry_in, "final": self.final}
+        )
+
+    def _json(self, extra: dict[str, Any]) -> bytes:
         return json.dumps(
-            {"type": self.type, "message": self.message, "traceback": self.traceback},
+            {"type": self.type, "message": self.message, "traceback": self.traceback, **extra},
             ensure_ascii=True,  # lone surrogates in a message must not break the encoding
         ).encode("ascii")
 
@@ -46,15 +68,35 @@ class ErrorInfo:
             tb = "".join(traceback.format_exception(exc))
         except BaseException:
             tb = f"<the traceback of this {name} could not be formatted>"
-        return cls(name, safe_str(exc) if message is None else message, tb)
+        return cls(
+            name,
+            safe_str(exc) if message is None else message,
+            tb,
+            types=tuple(exception_names(exc)),
+            retry_in=exc.delay if isinstance(exc, RetryLater) else None,
+            final=isinstance(exc, NoRetry),
+        )
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> ErrorInfo:
+        """Read an ``error`` field, or a report (:meth:`to_report`)."""
         try:
             data = json.loads(raw)
-            return cls(str(data["type"]), str(data["message"]), str(data.get("traceback", "")))
-        except (ValueError, KeyError, TypeError, RecursionError):
+            retry_in = data.get("retry_in")
+            return cls(
+                str(data["type"]),
+                str(data["message"]),
+                str(data.get("traceback", "")),
+                types=tuple(str(t) for t in data.get("types", ())),
+                retry_in=float(retry_in) if isinstance(retry_in, int | float) else None,
+                final=data.get("final") is True,
+            )
+        except (ValueError, KeyError, TypeError, RecursionError, AttributeError):
             return cls("UnknownError", raw.decode("utf-8", "replace"), "")
+
+    def refused(self) -> ErrorInfo:
+        """This error, marked final: the job cannot run as written, so no try would do better."""
+        return replace(self, final=True)
 
     def __str__(self) -> str:
         return f"{self.type}: {self.message}"

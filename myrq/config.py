@@ -25,22 +25,19 @@ from pathlib import Path
 from typing import Any
 
 from myrq.backends import Broker, broker_from_url, check_broker_spec
+from myrq.defaults import (
+    DEFAULT_BROKER_URL,
+    DEFAULT_FAILURE_TTL,
+    DEFAULT_KEY_PREFIX,
+    DEFAULT_MAX_PAYLOAD_SIZE,
+    DEFAULT_RESULT_TTL,
+    DEFAULT_SERIALIZER,
+    DEFAULT_TIMEOUT,
+)
 from myrq.exceptions import ConfigurationError
 from myrq.registry import check_module_prefixes
 from myrq.serializers import Serializer, resolve_serializer
 from myrq.urls import redact_url
-
-DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
-DEFAULT_SERIALIZER = "json"
-DEFAULT_KEY_PREFIX = "myrq:"
-#: Largest encoded payload (function name and arguments) accepted, in bytes.
-DEFAULT_MAX_PAYLOAD_SIZE = 1024 * 1024
-#: Seconds a job may run before it is stopped with status ``timeout``.
-DEFAULT_TIMEOUT = 180.0
-#: Seconds a finished job's record (and result) is kept. -1: forever, 0: not kept.
-DEFAULT_RESULT_TTL = 3600
-#: Seconds a failed or timed-out job's record is kept. -1: forever, 0: not kept.
-DEFAULT_FAILURE_TTL = 7 * 24 * 3600
 
 _ENV = {
     "broker_url": "MYRQ_BROKER_URL",
@@ -124,42 +121,37 @@ def configure(
             _check_max_payload_size(max_payload_size, "max_payload_size")
         )
     if secret_key is not None:
-        updates["secret_key"] = _check_secret_key(secret_key)
+        updates["secret_keys"] = secret_keys_of(secret_key)
     with _lock:
         _overrides.update(updates)
 
 
-def _check_secret_key(key: object) -> str:
-    """One or several keys as the comma-separated text the settings keep."""
-    return ",".join(k.decode("utf-8", "surrogateescape") for k in secret_keys_of(key))
-
-
 def secret_keys_of(value: object) -> tuple[bytes, ...]:
-    """Signing keys from a str or bytes (``"new,old"`` for several) or a list of them.
+    """Signing keys from a setting: the first signs, all verify; ``()`` turns signing off.
 
-    The first signs, all verify; ``b""`` or ``""`` turns signing off (``()``).
+    A ``bytes`` key is one key, whatever bytes it holds. A ``str`` is a list of
+    keys separated by commas (``"new,old"``, as ``MYRQ_SECRET_KEY`` holds
+    them). In a list or tuple each item is one key, commas and all.
 
     Raises:
-        ConfigurationError: not a key, a list of keys, or a key with a comma in it.
+        ConfigurationError: not a key or a list of keys, or text with commas only.
     """
-    items = (
-        [value]
-        if isinstance(value, str | bytes)
-        else list(value)
-        if isinstance(value, list | tuple)
-        else None
-    )
-    if items is None or not all(isinstance(k, str | bytes) for k in items):
-        raise ConfigurationError(
-            f"secret_key must be a str or bytes, or a list of them, not {type(value).__name__}"
+    if isinstance(value, bytes):
+        return (value,) if value else ()
+    if isinstance(value, str):
+        keys = tuple(k.encode("utf-8", "surrogateescape") for k in value.split(",") if k)
+        if value and not keys:
+            raise ConfigurationError(
+                "secret_key holds commas and no key; give 'key' or 'new,old', or '' for none"
+            )
+        return keys
+    if isinstance(value, list | tuple) and all(isinstance(k, str | bytes) for k in value):
+        return tuple(
+            k.encode("utf-8", "surrogateescape") if isinstance(k, str) else k for k in value if k
         )
-    keys: list[bytes] = []
-    for item in items:
-        raw = item.encode("utf-8", "surrogateescape") if isinstance(item, str) else item
-        if len(items) > 1 and b"," in raw:
-            raise ConfigurationError("a secret key in a list of keys must not contain a comma")
-        keys += [k for k in raw.split(b",") if k]
-    return tuple(keys)
+    raise ConfigurationError(
+        f"secret_key must be a str or bytes, or a list of them, not {type(value).__name__}"
+    )
 
 
 def reset() -> None:
@@ -211,6 +203,8 @@ def settings() -> Settings:
     }
     values: dict[str, str] = {}
     source: dict[str, str] = {}
+    if "secret_keys" in overrides:  # keys given as bytes stay out of the text settings
+        overrides["secret_key"] = "<configured>" if overrides["secret_keys"] else ""
     for key, env_name in _ENV.items():
         override_key = "broker" if key == "broker_url" else key
         if override_key in overrides and isinstance(overrides[override_key], str):
@@ -262,6 +256,10 @@ def max_payload_size() -> int:
 
 def secret_keys() -> tuple[bytes, ...]:
     """The configured signing keys: the first signs, all verify; ``()`` when none."""
+    with _lock:
+        configured = _overrides.get("secret_keys")
+    if isinstance(configured, tuple):
+        return configured
     return secret_keys_of(settings().secret_key)
 
 
@@ -301,3 +299,25 @@ def get_serializer(serializer: str | Serializer | type[Serializer] | None = None
     if configured is not None:
         return resolve_serializer(configured)
     return resolve_serializer(settings().serializer)
+
+
+__all__ = [
+    "DEFAULT_BROKER_URL",
+    "DEFAULT_FAILURE_TTL",
+    "DEFAULT_KEY_PREFIX",
+    "DEFAULT_MAX_PAYLOAD_SIZE",
+    "DEFAULT_RESULT_TTL",
+    "DEFAULT_SERIALIZER",
+    "DEFAULT_TIMEOUT",
+    "Settings",
+    "allowed_modules",
+    "configure",
+    "get_broker",
+    "get_serializer",
+    "max_payload_size",
+    "reset",
+    "secret_key",
+    "secret_keys",
+    "secret_keys_of",
+    "settings",
+]

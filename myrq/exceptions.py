@@ -12,6 +12,8 @@
     │   └── FunctionNotAllowed    ... or is outside the worker's allow-list (nothing imported)
     ├── SignatureError            a payload's signature is missing or wrong
     ├── NoSuchJobError            no job with that id
+    ├── JobFailedError            Job.wait(): the job ended failed, timed out or canceled
+    ├── WaitTimeout               Job.wait(): it did not end in time (also a TimeoutError)
     ├── InvalidArgumentError      a value a broker step cannot take (also a ValueError)
     └── BrokerError               the storage failed or refused
         ├── BrokerConnectionError the storage cannot be reached
@@ -25,6 +27,9 @@ boundary into these, with the original chained as ``__cause__``.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
 
 
 class MyrqError(Exception):
@@ -67,6 +72,24 @@ class NoSuchJobError(MyrqError):
     """No job is stored under the requested id."""
 
 
+class JobFailedError(MyrqError):
+    """A job waited for ended without a result: ``failed``, ``timeout`` or ``canceled``.
+
+    ``job`` is the job as read when it ended; ``error`` its recorded error (a
+    plain description, never the original exception).
+    """
+
+    def __init__(self, job: Any, error: Any) -> None:
+        self.job = job
+        self.error = error
+        status = getattr(job, "status", "?")
+        super().__init__(f"job {getattr(job, 'id', '?')!r} ended {status}: {error}")
+
+
+class WaitTimeout(MyrqError, TimeoutError):
+    """A job waited for did not end within the timeout (it may still end later)."""
+
+
 class BrokerError(MyrqError):
     """The broker failed to carry out an operation."""
 
@@ -76,12 +99,17 @@ class BrokerConnectionError(BrokerError):
 
 
 class BrokerFullError(BrokerError):
-    """The storage is out of memory (Redis at maxmemory with noeviction): no job was stored.
+    """The storage is out of memory (Redis at maxmemory with noeviction): the job was not stored.
 
     Workers keep draining a full Redis (claims, renewals and outcomes are
     still written), so enqueueing works again once they have made room or
-    the operator raised ``maxmemory``.
+    the operator raised ``maxmemory``. A large ``enqueue_many`` is sent in
+    parts: ``stored_ids`` lists the jobs of earlier parts that were stored.
     """
+
+    def __init__(self, message: str, stored_ids: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.stored_ids = list(stored_ids)
 
 
 class InvalidArgumentError(MyrqError, ValueError):

@@ -7,7 +7,8 @@ import uuid
 
 from myrq.exceptions import InvalidJobError
 
-_ID_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@+=-]{0,199}$")
+#: A job id is a key's last part: any printable characters but spaces.
+_ID_RE = re.compile(r"[^\s\x00-\x1f\x7f]{1,200}")
 _QUEUE_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@+=-]{0,99}$")
 _ALLOWED = "letters, digits and _ . @ + = -"
 
@@ -18,12 +19,16 @@ def new_job_id() -> str:
 
 def validate_job_id(job_id: object) -> str:
     """Return ``job_id`` if it is a usable id, else raise InvalidJobError."""
-    if not isinstance(job_id, str) or not _ID_RE.match(job_id):
+    if not isinstance(job_id, str) or not _ID_RE.fullmatch(job_id):
         raise InvalidJobError(
-            f"invalid job id {job_id!r}: use 1-200 characters of {_ALLOWED}, not starting "
-            "with a punctuation mark (no ':', spaces, braces or wildcards, which would "
-            "alias other keys)"
+            f"invalid job id {job_id!r}: use 1-200 characters with no whitespace or control "
+            "characters (they would make ids that look alike in logs, the CLI and keys); "
+            "any other character is fine, ':', '/', '|', '{' and '*' included"
         )
+    try:
+        job_id.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidJobError(f"invalid job id {job_id!r}: it holds a lone surrogate") from None
     return job_id
 
 

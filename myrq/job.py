@@ -2,37 +2,48 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from myrq import config
 from myrq.backends import Broker
+from myrq.backends.values import EnqueueRequest
 from myrq.codec import ErrorInfo, decode_payload, encode_payload
+from myrq.defaults import DEFAULT_FAILURE_TTL
+from myrq.durations import parse_duration, ttl_for_broker
 from myrq.exceptions import (
     DeserializationError,
     InvalidJobError,
+    JobFailedError,
     NoSuchJobError,
     PayloadTooLargeError,
+    WaitTimeout,
 )
 from myrq.ids import validate_job_id
+from myrq.retry import Retry
 from myrq.schema import (
+    CANCELED_ERROR,
     F_ATTEMPTS,
     F_CREATED_AT,
     F_DESCRIPTION,
     F_ENDED_AT,
     F_ERROR,
+    F_ERRORS,
     F_FAILURE_TTL,
     F_LEASE,
     F_PAYLOAD,
     F_QUEUE,
     F_RESULT,
     F_RESULT_TTL,
+    F_RETRY,
     F_SIGNATURE,
     F_STARTED_AT,
     F_STATUS,
     F_TIMEOUT,
+    F_TRIES,
     F_WORKER,
     S_FINISHED,
     S_PENDING,
@@ -79,6 +90,8 @@ class Job:
         self.serializer = serializer
         self._fields: dict[str, bytes] = dict(fields)
         self._payload: tuple[str, list[Any], dict[str, Any]] | None = None
+        #: What :meth:`myrq.Queue.prepare` will hand the broker (None once fetched).
+        self.request: EnqueueRequest | None = None
 
     # -- construction ------------------------------------------------------
 
@@ -94,9 +107,10 @@ class Job:
         serializer: Serializer,
         job_id: str,
         timeout: float,
-        result_ttl: int | None = None,
-        failure_ttl: int | None = None,
+        result_ttl: float | None = None,
+        failure_ttl: float | None = None,
         description: str | None = None,
+        retry: Retry | None = None,
         max_payload_size: int = 0,
         secret_key: bytes | None = None,
     ) -> Job:
@@ -126,9 +140,14 @@ class Job:
                 f"({type(bad_keys[0]).__name__})"
             )
         for label, ttl in (("result_ttl", result_ttl), ("failure_ttl", failure_ttl)):
-            if ttl is not None and (not isinstance(ttl, int) or isinstance(ttl, bool) or ttl < -1):
+            if ttl is not None and (
+                not isinstance(ttl, int | float)
+                or isinstance(ttl, bool)
+                or not ttl >= -1
+                or (ttl < 0 and ttl != -1)
+            ):
                 raise InvalidJobError(
-                    f"{label} must be whole seconds, -1 (keep forever) or 0 (do not keep), "
+                    f"{label} must be seconds >= 0, -1 (keep forever) or 0 (do not keep), "
                     f"not {ttl!r}"
                 )
         payload = encode_payload(serializer, func_name, args, kwargs)
@@ -146,9 +165,11 @@ class Job:
             F_QUEUE: queue.encode(),
         }
         if result_ttl is not None:
-            fields[F_RESULT_TTL] = str(result_ttl).encode()
+            fields[F_RESULT_TTL] = format_number(result_ttl)
         if failure_ttl is not None:
-            fields[F_FAILURE_TTL] = str(failure_ttl).encode()
+            fields[F_FAILURE_TTL] = format_number(failure_ttl)
+        if retry is not None:
+            fields[F_RETRY] = retry.to_bytes()
         if description is not None:
             fields[F_DESCRIPTION] = description.encode("utf-8")
         if secret_key:
@@ -194,6 +215,48 @@ class Job:
     def delete(self) -> bool:
         """Delete the record and take the id off its queue. True if it existed."""
         return self.broker.delete(self.id)
+
+    def cancel(self) -> bool:
+        """Cancel the job if it has not started (pending or scheduled); True if it was.
+
+        It ends ``canceled`` and is kept as failed jobs are (its ``failure_ttl``).
+        A running or ended job is left alone (False).
+        """
+        ttl = ttl_for_broker(
+            self.failure_ttl if self.failure_ttl is not None else DEFAULT_FAILURE_TTL
+        )
+        return self.broker.cancel(self.id, ttl, CANCELED_ERROR) is not None
+
+    def run_now(self) -> bool:
+        """Move a scheduled job (a later start, or a retry's wait) onto its queue now."""
+        return self.broker.run_now(self.id)
+
+    def wait(self, timeout: float | str | timedelta | None = None, *, refresh: bool = True) -> Any:
+        """Block until the job ends and return its result.
+
+        Waits without polling (the broker tells waiters when a job ends) for at
+        most ``timeout`` (a duration; None: as long as it takes). While the job
+        waits for a retry it has not ended.
+
+        Raises:
+            JobFailedError: it ended ``failed``, ``timeout`` or ``canceled``;
+                ``exc.job`` and ``exc.error`` tell how.
+            WaitTimeout: it did not end in time (a TimeoutError).
+            NoSuchJobError: its record is gone (deleted, or not kept: result_ttl=0).
+        """
+        limit = None if timeout is None else parse_duration(timeout, "timeout")
+        deadline = None if limit is None else time.monotonic() + limit
+        while True:
+            remaining = 3600.0 if deadline is None else deadline - time.monotonic()
+            ended = self.broker.wait_for_end(self.id, max(remaining, 0.0))
+            if ended:
+                break
+            if deadline is not None and time.monotonic() >= deadline:
+                raise WaitTimeout(f"job {self.id!r} did not end within {limit:g}s")
+        self.refresh()
+        if self.status is JobStatus.FINISHED:
+            return self.result
+        raise JobFailedError(self, self.error)
 
     # -- state -------------------------------------------------------------
 
@@ -313,12 +376,46 @@ class Job:
         return None if raw is None else raw.decode("utf-8", "replace")
 
     @property
+    def tries(self) -> int:
+        """Failed runs so far (the function raised or timed out); see :class:`myrq.Retry`."""
+        value = parse_number(self._fields.get(F_TRIES))
+        return 0 if value is None else int(value)
+
+    @property
+    def errors(self) -> list[ErrorInfo]:
+        """The error of each failed run, oldest first (the last 20 are kept)."""
+        raw = self._fields.get(F_ERRORS)
+        try:
+            items = json.loads(raw) if raw else []
+        except (ValueError, RecursionError):
+            return []
+        return [
+            ErrorInfo(str(i.get("type")), str(i.get("message")), str(i.get("traceback", "")))
+            for i in items
+            if isinstance(i, dict)
+        ]
+
+    @property
+    def retry(self) -> Retry | None:
+        """The job's retry policy, if it has one."""
+        raw = self._fields.get(F_RETRY)
+        return None if raw is None else Retry.from_bytes(raw)
+
+    @property
     def is_finished(self) -> bool:
         return self.status is JobStatus.FINISHED
 
     @property
     def is_failed(self) -> bool:
         return self.status in (JobStatus.FAILED, JobStatus.TIMEOUT)
+
+    @property
+    def is_canceled(self) -> bool:
+        return self.status is JobStatus.CANCELED
+
+    @property
+    def is_scheduled(self) -> bool:
+        return self.status is JobStatus.SCHEDULED
 
     def __repr__(self) -> str:
         status = self._fields.get(F_STATUS, b"?").decode("utf-8", "replace")

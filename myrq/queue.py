@@ -3,26 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from myrq import config
 from myrq.backends import Broker
-from myrq.backends.base import EnqueueRequest
+from myrq.backends.values import EnqueueRequest
+from myrq.cron import CronSchedule, register_cron, remove_cron, schedules
+from myrq.defaults import DEFAULT_FAILURE_TTL, DEFAULT_RESULT_TTL, DEFAULT_TIMEOUT
 from myrq.exceptions import InvalidJobError, JobExistsError
 from myrq.functions import function_name
 from myrq.ids import new_job_id, validate_queue_name
 from myrq.job import Job
+from myrq.options import JobOptions, check_call, split_enqueue_kwargs
+from myrq.registry import registry
+from myrq.retry import Retry
 from myrq.serializers import Serializer
-
-#: Keywords of :meth:`Queue.enqueue` that are options, not the function's arguments,
-#: mapped to the :meth:`Queue.enqueue_call` parameter each sets.
-RESERVED_KEYWORDS = {
-    "job_id": "job_id",
-    "job_timeout": "timeout",
-    "job_result_ttl": "result_ttl",
-    "job_failure_ttl": "failure_ttl",
-    "job_description": "description",
-}
 
 
 class Queue:
@@ -33,9 +30,11 @@ class Queue:
         broker: a Broker, a broker URL, or None for the configured one.
         serializer: a Serializer, a name (``"json"``, ``"pickle"``), or None
             for the configured one.
-        default_timeout: seconds a job may run (default 180).
-        result_ttl: seconds to keep a finished job (default 3600; -1 forever).
-        failure_ttl: seconds to keep a failed job (default 7 days; -1 forever).
+        default_timeout: how long a job may run (default 180 s); a duration.
+        result_ttl: how long to keep a finished job (default 1 hour; -1 forever).
+        failure_ttl: how long to keep a failed job (default 7 days; -1 forever).
+        default_retry: the retry policy of jobs that set none (a :class:`Retry`
+            or a number of retries; default: no retries).
         max_payload_size: largest encoded payload in bytes (default: configured,
             1 MiB; 0: no cap).
         secret_key: signs each record (default: configured, ``MYRQ_SECRET_KEY``;
@@ -48,9 +47,10 @@ class Queue:
         broker: Broker | str | None = None,
         serializer: Serializer | str | None = None,
         *,
-        default_timeout: float = config.DEFAULT_TIMEOUT,
-        result_ttl: int = config.DEFAULT_RESULT_TTL,
-        failure_ttl: int = config.DEFAULT_FAILURE_TTL,
+        default_timeout: float | str | timedelta = DEFAULT_TIMEOUT,
+        result_ttl: float | str | timedelta = DEFAULT_RESULT_TTL,
+        failure_ttl: float | str | timedelta = DEFAULT_FAILURE_TTL,
+        default_retry: Retry | int | None = None,
         max_payload_size: int | None = None,
         secret_key: str | bytes | Sequence[str | bytes] | None = None,
     ) -> None:
@@ -62,9 +62,13 @@ class Queue:
         self._secret_key = keys[0] if keys else None
         self.broker = config.get_broker(broker)
         self.serializer = config.get_serializer(serializer)
-        self.default_timeout = default_timeout
-        self.result_ttl = result_ttl
-        self.failure_ttl = failure_ttl
+        defaults = JobOptions.build(
+            timeout=default_timeout, result_ttl=result_ttl, failure_ttl=failure_ttl
+        )
+        self.default_timeout = defaults.timeout or DEFAULT_TIMEOUT
+        self.result_ttl = defaults.result_ttl
+        self.failure_ttl = defaults.failure_ttl
+        self.default_retry = Retry.of(default_retry)
 
     def __repr__(self) -> str:
         return f"Queue({self.name!r}, broker={self.broker!r})"
@@ -74,7 +78,7 @@ class Queue:
 
     @property
     def count(self) -> int:
-        """Number of jobs waiting on this queue."""
+        """Number of jobs waiting on this queue (not counting scheduled ones)."""
         return self.broker.queue_length(self.name)
 
     @property
@@ -82,19 +86,45 @@ class Queue:
         """Ids waiting on this queue, in the order they will run."""
         return self.broker.queued_ids(self.name)
 
+    def scheduled_jobs(self, limit: int = 1000) -> list[tuple[str, datetime]]:
+        """Scheduled jobs of this queue (waiting for their time or next try), soonest first."""
+        return [
+            (job_id, datetime.fromtimestamp(due).astimezone())
+            for job_id, due in self.broker.scheduled(self.name, limit)
+        ]
+
     # -- enqueueing --------------------------------------------------------
 
     def enqueue(self, func: Callable[..., Any] | str, *args: Any, **kwargs: Any) -> Job:
         """Enqueue ``func(*args, **kwargs)``; return the stored Job.
 
         ``func`` is a module-level function or its ``"pkg.module.func"`` name.
-        The keywords ``job_id``, ``job_timeout``, ``job_result_ttl``,
-        ``job_failure_ttl`` and ``job_description`` are options for the job,
-        not arguments of ``func``; use :meth:`enqueue_call` if ``func`` itself
-        takes a keyword of that name.
+        The keywords ``job_timeout``, ``job_id``, ``description``,
+        ``result_ttl``, ``failure_ttl``, ``ttl``, ``at_front`` and ``retry``
+        (RQ's names) are options for the job, not arguments of ``func``: see
+        :meth:`enqueue_call`, which never mixes the two. When ``func`` is a
+        function object, arguments it cannot take are refused here.
         """
-        options = {opt: kwargs.pop(kw) for kw, opt in RESERVED_KEYWORDS.items() if kw in kwargs}
+        options = _split(func, args, kwargs)
         return self.enqueue_call(func, args=args, kwargs=kwargs, **options)
+
+    def enqueue_in(
+        self,
+        delay: float | str | timedelta,
+        func: Callable[..., Any] | str,
+        *args: Any,
+        **kwargs: Any,
+    ) -> Job:
+        """Like :meth:`enqueue`, but the job waits ``delay`` (a duration) before it runs."""
+        options = _split(func, args, kwargs)
+        return self.enqueue_call(func, args=args, kwargs=kwargs, delay=delay, **options)
+
+    def enqueue_at(
+        self, when: datetime, func: Callable[..., Any] | str, *args: Any, **kwargs: Any
+    ) -> Job:
+        """Like :meth:`enqueue`, but the job runs at ``when`` (a timezone-aware datetime)."""
+        options = _split(func, args, kwargs)
+        return self.enqueue_call(func, args=args, kwargs=kwargs, at=when, **options)
 
     def enqueue_call(
         self,
@@ -102,38 +132,56 @@ class Queue:
         args: Sequence[Any] = (),
         kwargs: Mapping[str, Any] | None = None,
         *,
-        timeout: float | None = None,
+        timeout: float | str | timedelta | None = None,
         job_id: str | None = None,
-        result_ttl: int | None = None,
-        failure_ttl: int | None = None,
         description: str | None = None,
+        result_ttl: float | str | timedelta | None = None,
+        failure_ttl: float | str | timedelta | None = None,
+        ttl: float | str | timedelta | None = None,
+        at_front: bool = False,
+        retry: Retry | int | None = None,
+        at: datetime | float | None = None,
+        delay: float | str | timedelta | None = None,
     ) -> Job:
-        """Enqueue ``func`` with ``args`` and ``kwargs`` given explicitly; return the Job.
+        """Enqueue ``func`` with ``args`` and ``kwargs`` given apart from the options.
+
+        Options (durations are seconds, a ``timedelta`` or ``"90s"``, ``"5m"``...):
+        ``timeout`` how long the job may run; ``job_id`` its id (default: a new
+        UUID); ``description``; ``result_ttl`` and ``failure_ttl`` how long its
+        record is kept once finished or failed (-1 forever, 0 not at all);
+        ``ttl`` how long it may wait to start (then it is canceled, not run);
+        ``at_front`` to go to the head of the queue; ``retry`` a :class:`Retry`
+        (or a number of retries) for when it fails; ``at`` (an aware datetime)
+        or ``delay`` to run it later.
 
         Everything is checked and encoded before anything is written, so an
         error here leaves the broker untouched.
 
         Raises:
             InvalidJobError: ``func`` cannot be imported by a worker, or an
-                option is invalid.
+                option is invalid (the message names it).
             SerializationError: an argument cannot be encoded.
-            JobExistsError: a pending or running job already has ``job_id``.
+            JobExistsError: a scheduled, pending or running job already has ``job_id``.
+            BrokerFullError: the broker is out of memory; nothing was stored.
             BrokerConnectionError: the broker could not be reached or its reply was
                 lost: the job was either not stored or stored whole, never half.
-                Check with ``Job.fetch`` (or enqueue with a ``job_id``, which a
-                retry cannot duplicate) before trying again.
         """
         job = self.prepare(
-            func,
-            args,
-            kwargs,
-            timeout=timeout,
-            job_id=job_id,
-            result_ttl=result_ttl,
-            failure_ttl=failure_ttl,
-            description=description,
+            func, args, kwargs,
+            timeout=timeout, job_id=job_id, description=description, result_ttl=result_ttl,
+            failure_ttl=failure_ttl, ttl=ttl, at_front=at_front, retry=retry, at=at, delay=delay,
+        )  # fmt: skip
+        req = job.request
+        assert req is not None  # prepare() sets it
+        self.broker.enqueue(
+            req.queue,
+            req.job_id,
+            req.fields,
+            at=req.at,
+            delay=req.delay,
+            front=req.front,
+            ttl=req.ttl,
         )
-        self.broker.enqueue(self.name, job.id, job._fields)  # no copy: brokers only read it
         return job
 
     def prepare(
@@ -141,35 +189,41 @@ class Queue:
         func: Callable[..., Any] | str,
         args: Sequence[Any] = (),
         kwargs: Mapping[str, Any] | None = None,
-        *,
-        timeout: float | None = None,
-        job_id: str | None = None,
-        result_ttl: int | None = None,
-        failure_ttl: int | None = None,
-        description: str | None = None,
+        **options: Any,
     ) -> Job:
-        """Build and encode a job without storing it (for :meth:`enqueue_many`)."""
+        """Build and encode a job without storing it (for :meth:`enqueue_many`).
+
+        Takes :meth:`enqueue_call`'s options.
+        """
         if isinstance(args, str | bytes) or not isinstance(args, Sequence):
             raise InvalidJobError(f"args must be a list or tuple, not {type(args).__name__}")
         if kwargs is not None and not isinstance(kwargs, Mapping):
             raise InvalidJobError(f"kwargs must be a mapping, not {type(kwargs).__name__}")
-        return Job.create(
-            function_name(func),
+        name = function_name(func)
+        given = {k: v for k, v in options.items() if v is not None and v is not False}
+        opts = JobOptions.build(**{**registry.options(name), **given})
+        job = Job.create(
+            name,
             args,
             kwargs or {},
             queue=self.name,
             broker=self.broker,
             serializer=self.serializer,
-            job_id=job_id if job_id is not None else new_job_id(),
-            timeout=timeout if timeout is not None else self.default_timeout,
+            job_id=opts.job_id if opts.job_id is not None else new_job_id(),
+            timeout=opts.timeout if opts.timeout is not None else self.default_timeout,
             # The built-in defaults are not stored (smaller records); a worker
             # applies its own, which are the same unless configured otherwise.
-            result_ttl=_unless_default(result_ttl, self.result_ttl, config.DEFAULT_RESULT_TTL),
-            failure_ttl=_unless_default(failure_ttl, self.failure_ttl, config.DEFAULT_FAILURE_TTL),
-            description=description,
+            result_ttl=_unless_default(opts.result_ttl, self.result_ttl, DEFAULT_RESULT_TTL),
+            failure_ttl=_unless_default(opts.failure_ttl, self.failure_ttl, DEFAULT_FAILURE_TTL),
+            description=opts.description,
+            retry=opts.retry if opts.retry is not None else self.default_retry,
             max_payload_size=self.max_payload_size,
             secret_key=self._secret_key,
         )
+        job.request = EnqueueRequest(
+            self.name, job.id, job.fields, opts.at, opts.delay, opts.at_front, opts.ttl
+        )
+        return job
 
     def enqueue_many(self, jobs: Iterable[Job]) -> list[Job]:
         """Store jobs made by :meth:`prepare` in as few round trips as the broker allows.
@@ -181,22 +235,70 @@ class Queue:
                 stored, all others were (``exc.job_ids`` lists the refused ones).
         """
         batch = list(jobs)
+        requests = []
         for job in batch:
-            if job.broker is not self.broker or job.origin != self.name:
+            if job.broker is not self.broker or job.origin != self.name or job.request is None:
                 raise InvalidJobError(
                     f"job {job.id!r} was prepared for queue {job.origin!r} of {job.broker!r}; "
                     f"prepare it with this queue ({self.name!r})"
                 )
-        refused = self.broker.enqueue_many(
-            [EnqueueRequest(self.name, job.id, job._fields) for job in batch]
-        )
+            requests.append(replace(job.request, fields=job._fields))
+        refused = self.broker.enqueue_many(requests)
         if refused:
             raise JobExistsError(refused)
         return batch
 
+    # -- periodic jobs --------------------------------------------------------
 
-def _unless_default(explicit: int | None, queue_default: int, builtin: int) -> int | None:
+    def cron(
+        self,
+        schedule: str | float | timedelta,
+        func: Callable[..., Any] | str,
+        *,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        name: str | None = None,
+        tz: str | None = None,
+        **options: Any,
+    ) -> CronSchedule:
+        """Run ``func(*args, **kwargs)`` on this queue periodically, from now on.
+
+        ``schedule`` is a cron expression (five fields, or six with seconds
+        last: ``"*/10 * * * * *"``), read in the time zone ``tz`` (default
+        UTC), or an interval (seconds, a ``timedelta`` or ``"15m"``). The
+        schedule is stored in the broker: registering it once (at deploy) is
+        enough, any worker of this queue runs its jobs, and each period runs
+        once however many workers there are. Registering the same ``name``
+        (default: the function's name) again replaces the schedule. A period
+        missed while no worker ran runs once when one comes back, not once per
+        missed period. ``options`` are :meth:`enqueue_call`'s (``timeout``,
+        ``retry``...), for every job of the schedule.
+        """
+        job = self.prepare(func, args, kwargs, **options)
+        return register_cron(self, schedule, job, name=name or job.func_name, tz=tz)
+
+    def cron_jobs(self) -> list[CronSchedule]:
+        """The periodic schedules of this queue."""
+        return schedules(self)
+
+    def remove_cron(self, name: str) -> bool:
+        """Remove a schedule (and its next job, if not started). True if it existed."""
+        return remove_cron(self, name)
+
+
+def _split(func: object, args: Sequence[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Take the job options out of ``kwargs``; check the call against ``func``'s signature."""
+    options = split_enqueue_kwargs(kwargs)
+    if callable(func) and not isinstance(func, str):
+        function_name(func)  # a lambda or a nested function is refused first, for what it is
+        check_call(func, args, kwargs, options)
+    return options
+
+
+def _unless_default(
+    explicit: float | None, queue_default: float | None, builtin: float
+) -> float | None:
     """The TTL to store in a job: the explicit one, else the queue's unless built in."""
     if explicit is not None:
         return explicit
-    return None if queue_default == builtin else queue_default
+    return None if queue_default is None or queue_default == builtin else queue_default

@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from myrq.exceptions import ConfigurationError, FunctionNotAllowed
 from myrq.functions import lookup, static_name
@@ -40,9 +40,10 @@ class FunctionRegistry:
 
     def __init__(self) -> None:
         self._funcs: dict[str, Callable[..., Any]] = {}
+        self._options: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
 
-    def register(self, func: F) -> F:
+    def register(self, func: F, **options: Any) -> F:
         """Register ``func`` under its dotted name and return it unchanged.
 
         Raises:
@@ -50,9 +51,18 @@ class FunctionRegistry:
                 function, a function of ``__main__``...).
         """
         name = static_name(func)  # its module may still be importing: no lookup
+        if options:
+            from myrq.options import JobOptions  # noqa: PLC0415 - options imports the queue side
+
+            JobOptions.build(**options)  # checked now: a typo fails at import, not at enqueue
         with self._lock:
             self._funcs[name] = func
+            self._options[name] = dict(options)
         return func
+
+    def options(self, name: str) -> dict[str, Any]:
+        """The job options ``@task(...)`` gave the function ``name`` (defaults for its jobs)."""
+        return self._options.get(name, {})
 
     def get(self, name: str) -> Callable[..., Any] | None:
         return self._funcs.get(name)
@@ -69,20 +79,31 @@ class FunctionRegistry:
 registry = FunctionRegistry()
 
 
-def task(func: F) -> F:
-    """Decorator: allow workers of this process to run ``func``.
+@overload
+def task(func: F) -> F: ...
+@overload
+def task(func: None = None, **options: Any) -> Callable[[F], F]: ...
+def task(func: F | None = None, **options: Any) -> F | Callable[[F], F]:
+    """Decorator: allow workers of this process to run ``func``; optionally set its job options.
 
     >>> import myrq
     >>> @myrq.task
     ... def send_welcome(user_id): ...
+    >>> @myrq.task(retry=myrq.Retry(max=3, interval=10), timeout="5m")
+    ... def sync_account(account_id): ...
 
     (Not ``@myrq.job``: ``myrq.job`` is the module that defines :class:`Job`.)
 
-    The function is returned unchanged; enqueue it as usual. The worker must
-    import the module that defines it (``myrq worker --import app.tasks``),
-    or allow that module instead (``--allow app.tasks``).
+    Options (those of :meth:`myrq.Queue.enqueue_call`: ``retry``, ``timeout``,
+    ``result_ttl``, ...) are the defaults of the function's jobs, where the
+    producer registered it too; an option given at enqueue wins. The function
+    is returned unchanged; enqueue it as usual. The worker must import the
+    module that defines it (``myrq worker --import app.tasks``), or allow that
+    module instead (``--allow app.tasks``).
     """
-    return registry.register(func)
+    if func is not None:
+        return registry.register(func, **options)
+    return lambda f: registry.register(f, **options)
 
 
 def check_module_prefixes(prefixes: Iterable[str] | str) -> tuple[str, ...]:

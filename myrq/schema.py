@@ -54,25 +54,44 @@ F_RESULT = "result"
 F_RESULT_TTL = "result_ttl"
 F_FAILURE_TTL = "failure_ttl"
 F_DESCRIPTION = "description"
-#: HMAC of the id and payload (see :mod:`myrq.signing`).
+#: HMAC of the id and the signed fields (see :mod:`myrq.signing`).
 F_SIGNATURE = "sig"
+#: The retry policy (JSON, see :class:`myrq.retry.Retry`).
+F_RETRY = "retry"
+#: Failed runs so far (the function raised or timed out), and their errors (JSON list).
+F_TRIES = "tries"
+F_ERRORS = "errors"
+#: Written by the broker at enqueue when the job has a ``ttl``: the job is not
+#: started after this moment (ms since the epoch, broker clock); removed at claim.
+F_EXPIRES_AT = "expires_at"
+#: ``1`` when a scheduled job goes to the front of its queue once due.
+F_AT_FRONT = "at_front"
+#: ``1`` while a client waits for the job to end (see ``Broker.wait_for_end``).
+F_WAITERS = "waiters"
+#: On a job made by a periodic schedule: the schedule's name and version.
+F_CRON = "cron"
+F_CRON_VERSION = "cron_version"
 
 #: Fields a signature covers (see :mod:`myrq.signing`): whatever decides what
 #: runs and how. A field added here must be one that older records may lack.
-SIGNED_FIELDS = (F_PAYLOAD, F_TIMEOUT, F_RESULT_TTL, F_FAILURE_TTL)
+SIGNED_FIELDS = (F_PAYLOAD, F_TIMEOUT, F_RESULT_TTL, F_FAILURE_TTL, F_RETRY)
 
 # -- statuses as stored ----------------------------------------------------------
 
+S_SCHEDULED = JobStatus.SCHEDULED.value.encode()
 S_PENDING = JobStatus.PENDING.value.encode()
 S_RUNNING = JobStatus.RUNNING.value.encode()
 S_FINISHED = JobStatus.FINISHED.value.encode()
 S_FAILED = JobStatus.FAILED.value.encode()
 S_TIMEOUT = JobStatus.TIMEOUT.value.encode()
+S_CANCELED = JobStatus.CANCELED.value.encode()
 
 #: Statuses an enqueue of the same id refuses to replace.
-LIVE = frozenset({S_PENDING, S_RUNNING})
+LIVE = frozenset({S_SCHEDULED, S_PENDING, S_RUNNING})
 #: Statuses a claim skips: the id is dropped from the queue and reported.
-UNCLAIMABLE = frozenset({S_RUNNING, S_FINISHED, S_FAILED, S_TIMEOUT})
+UNCLAIMABLE = frozenset({S_SCHEDULED, S_RUNNING, S_FINISHED, S_FAILED, S_TIMEOUT, S_CANCELED})
+#: Statuses in which a job has ended: waiters are told.
+ENDED = frozenset({S_FINISHED, S_FAILED, S_TIMEOUT, S_CANCELED})
 
 # -- numbers -------------------------------------------------------------------
 
@@ -114,10 +133,10 @@ def parse_ttl_ms(raw: bytes | None) -> int | None:
     """
     if raw is None or not _DECIMAL.fullmatch(raw):
         return None
-    seconds = float(raw)
+    seconds = float(raw)  # hundreds of digits read as inf: cut to the maximum below
     if seconds < 0:
         return -1
-    return min(math.ceil(seconds * 1000), MAX_TTL_MS)
+    return MAX_TTL_MS if not math.isfinite(seconds) else min(math.ceil(seconds * 1000), MAX_TTL_MS)
 
 
 def format_number(value: float) -> bytes:
@@ -151,3 +170,11 @@ ABANDONED_ERROR_TEMPLATE = (
 def abandoned_error(attempts: int) -> bytes:
     """The ``error`` field for a job abandoned ``attempts`` times."""
     return (ABANDONED_ERROR_TEMPLATE % attempts).encode()
+
+
+#: The ``error`` field of a job not started within its ``ttl`` (claim scripts write it).
+EXPIRED_ERROR = (
+    b'{"type":"JobExpired","message":"not started within its ttl: it was not run","traceback":""}'
+)
+#: The ``error`` field of a job canceled by ``Job.cancel``.
+CANCELED_ERROR = b'{"type":"JobCanceled","message":"canceled before it ran","traceback":""}'

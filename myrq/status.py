@@ -13,18 +13,22 @@ from enum import StrEnum
 class JobStatus(StrEnum):
     """Where a job is in its life.
 
+    ``SCHEDULED`` waiting for its time (enqueue_at/enqueue_in, or its next retry)
     ``PENDING``   waiting on its queue
     ``RUNNING``   claimed by a worker, which holds a lease on it
     ``FINISHED``  ran and returned; ``job.result`` holds the value
     ``FAILED``    raised, could not be run, or was abandoned; ``job.error`` says why
     ``TIMEOUT``   ran past its timeout and was stopped; ``job.error`` says so
+    ``CANCELED``  will not run: canceled, or not started within its ``ttl``
     """
 
+    SCHEDULED = "scheduled"
     PENDING = "pending"
     RUNNING = "running"
     FINISHED = "finished"
     FAILED = "failed"
     TIMEOUT = "timeout"
+    CANCELED = "canceled"
 
     @property
     def is_terminal(self) -> bool:
@@ -32,4 +36,6 @@ class JobStatus(StrEnum):
         return self in TERMINAL_STATUSES
 
 
-TERMINAL_STATUSES = frozenset({JobStatus.FINISHED, JobStatus.FAILED, JobStatus.TIMEOUT})
+TERMINAL_STATUSES = frozenset(
+    {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.TIMEOUT, JobStatus.CANCELED}
+)

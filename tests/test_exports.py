@@ -11,10 +11,11 @@ import myrq.worker
 
 def test_top_level_exports() -> None:
     assert set(myrq.__all__) == {
-        "BrokerConnectionError", "BrokerError", "BrokerFullError", "ConfigurationError", "DeserializationError",
+        "Backoff", "BrokerConnectionError", "BrokerError", "BrokerFullError", "ConfigurationError",
+        "DeserializationError",
         "ErrorInfo", "FunctionLookupError", "FunctionNotAllowed", "InvalidArgumentError", "InvalidJobError", "Job", "JobError",
-        "JobExistsError", "JobStatus", "JobTimeout", "MyrqError", "NoSuchJobError",
-        "PayloadTooLargeError", "Queue", "SerializationError", "SignatureError", "Worker",
+        "JobExistsError", "JobFailedError", "JobStatus", "JobTimeout", "MyrqError", "NoRetry", "NoSuchJobError",
+        "PayloadTooLargeError", "Queue", "Retry", "RetryLater", "SerializationError", "SignatureError", "WaitTimeout", "Worker",
         "__version__", "configure", "task",
     }  # fmt: skip
     for name in myrq.__all__:
@@ -23,7 +24,7 @@ def test_top_level_exports() -> None:
 
 def test_backend_and_serializer_exports() -> None:
     assert set(myrq.backends.__all__) == {
-        "Broker", "BrokerFactory", "Delivery", "EnqueueRequest", "Finish", "FinishRequest",
+        "Broker", "BrokerFactory", "CronEntry", "CronJob", "Delivery", "EnqueueRequest", "Finish", "FinishRequest",
         "MemoryBroker", "MemoryStore", "Reaped", "RedisBroker", "Store", "StoreBroker", "Txn",
         "broker_from_url", "check_broker_spec", "register_scheme",
     }  # fmt: skip
@@ -39,7 +40,8 @@ def test_every_error_is_a_myrq_error() -> None:
     errors = [
         getattr(myrq, n)
         for n in myrq.__all__
-        if (n.endswith("Error") and n not in ("JobError", "ErrorInfo")) or n == "FunctionNotAllowed"
+        if (n.endswith("Error") and n not in ("JobError", "ErrorInfo"))
+        or n in ("FunctionNotAllowed", "WaitTimeout")
     ]
     assert all(issubclass(e, myrq.MyrqError) for e in errors)
     assert not issubclass(myrq.JobTimeout, Exception)

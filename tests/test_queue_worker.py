@@ -356,7 +356,9 @@ def test_worker_logs_job_lines_at_debug_and_failures_at_info(
 
 def test_late_write_after_delete_does_not_resurrect_the_job(broker: Broker) -> None:
     jobs.BROKER = broker
-    job = Queue("default", broker=broker).enqueue(jobs.delete_myself, "self-del", job_id="self-del")
+    job = Queue("default", broker=broker).enqueue_call(
+        jobs.delete_myself, args=("self-del",), job_id="self-del"
+    )
     w = run(broker)
     assert w.stats.lost_leases == 1 and w.stats.finished == 0
     assert broker.get(job.id) is None
@@ -513,3 +515,18 @@ def test_job_alarm_passes_an_outer_timer_between_jobs_to_the_previous_handler() 
         signal.signal(signal.SIGALRM, previous)
         if saved_timer[0] > 0:
             signal.setitimer(signal.ITIMER_REAL, *saved_timer)
+
+
+@pytest.mark.parametrize(
+    "job_id",
+    ["user:42|import", "a/b/c", "{tag}x", "glob*?[x]", "-leading", "émoji-✓", "x" * 200, "job:a"],
+)
+def test_ids_with_punctuation_work_end_to_end(broker: Broker, job_id: str) -> None:
+    """Real apps use ids with |, / and :; every printable character but spaces is fine."""
+    q = Queue("default", broker=broker)
+    job = q.enqueue_call(jobs.add, args=(1, 2), job_id=job_id)
+    assert job_id in list(broker.job_ids())
+    run(broker)
+    fetched = Job.fetch(job_id, broker=broker)
+    assert fetched.get_status() is JobStatus.FINISHED and fetched.result == 3
+    assert job.delete() and broker.get(job_id) is None

@@ -234,3 +234,20 @@ def test_a_lease_whose_queue_key_is_broken_is_reported_and_kept(
     rec = rbroker.get("a")
     assert rec is not None and rec["status"] == b"running"  # nothing half done
     assert rbroker.leased_ids() == ["a"]
+
+
+def test_blocked_leases_do_not_keep_others_from_being_reaped(
+    rbroker: RedisBroker, redis_client: redis.Redis
+) -> None:
+    for i in range(3):
+        rbroker.enqueue("broken", f"b{i}", {**FIELDS, "queue": b"broken"})
+    rbroker.enqueue("q", "fine", FIELDS)
+    rbroker.dequeue(["broken"], "w", 0.1, count=3)
+    rbroker.dequeue(["q"], "w", 0.2)
+    redis_client.set("myrq:queue:broken", "not a list")
+    time.sleep(0.4)
+    first = rbroker.reap(max_attempts=3, limit=3)  # the three oldest: all blocked
+    assert [r.outcome for r in first] == ["blocked"] * 3
+    assert [(r.job_id, r.outcome) for r in rbroker.reap(max_attempts=3, limit=3)] == [
+        ("fine", "requeued")
+    ]

@@ -341,8 +341,13 @@ def test_keys_rotate_sign_with_the_first_accept_any(broker: Broker) -> None:
 def test_keys_from_the_environment_rotate_too(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MYRQ_SECRET_KEY", "new,old")
     assert config.secret_keys() == (b"new", b"old") and config.secret_key() == b"new"
-    with pytest.raises(ConfigurationError, match="comma"):
-        myrq.configure(secret_key=["a,b", "c"])
+    with pytest.raises(ConfigurationError, match="commas and no key"):
+        myrq.configure(secret_key=",,")
+    # A bytes key is one key, commas and all (one in nine random 32-byte keys has one).
+    myrq.configure(secret_key=b"\x07,\x01\x02")
+    assert config.secret_keys() == (b"\x07,\x01\x02",)
+    myrq.configure(secret_key=[b"a,b", "c,d"])
+    assert config.secret_keys() == (b"a,b", b"c,d")
 
 
 def test_a_worker_without_a_key_warns_once_about_signed_jobs(

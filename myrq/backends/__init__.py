@@ -8,14 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from myrq.backends.base import (
-    Broker,
-    Delivery,
-    EnqueueRequest,
-    Finish,
-    FinishRequest,
-    Reaped,
-)
+from myrq.backends.base import Broker
 from myrq.backends.memory import MemoryBroker, MemoryStore
 from myrq.backends.selection import (
     BrokerFactory,
@@ -25,6 +18,15 @@ from myrq.backends.selection import (
 )
 from myrq.backends.store import Store, Txn
 from myrq.backends.store_broker import StoreBroker
+from myrq.backends.values import (
+    CronEntry,
+    CronJob,
+    Delivery,
+    EnqueueRequest,
+    Finish,
+    FinishRequest,
+    Reaped,
+)
 
 if TYPE_CHECKING:
     from myrq.backends.redis import RedisBroker
@@ -32,6 +34,8 @@ if TYPE_CHECKING:
 __all__ = [
     "Broker",
     "BrokerFactory",
+    "CronEntry",
+    "CronJob",
     "Delivery",
     "EnqueueRequest",
     "Finish",

@@ -54,8 +54,66 @@ def wait_seconds(timeout: object) -> float:
     return _seconds("timeout", timeout, minimum=0, allow_zero=True)
 
 
-def whole(name: str, value: object, *, minimum: int) -> int:
-    """A count, limit or attempt number: a whole number >= ``minimum``."""
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise InvalidArgumentError(f"{name} must be a whole number >= {minimum}, not {value!r}")
+def whole(name: str, value: object, *, minimum: int, maximum: int = 10**6) -> int:
+    """A count, limit or attempt number: a whole number from ``minimum`` to ``maximum``."""
+    if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value <= maximum:
+        raise InvalidArgumentError(
+            f"{name} must be a whole number from {minimum} to {maximum}, not {value!r}"
+        )
+    return value
+
+
+def retry_ms(delay: object) -> int:
+    """A finish's retry delay for a step: None -> -1 (final), else whole ms >= 0."""
+    if delay is None:
+        return -1
+    return math.ceil(_seconds("retry_delay", delay, minimum=0, allow_zero=True) * 1000)
+
+
+def schedule_ms(at: object, delay: object, ttl: object) -> tuple[int, int, int]:
+    """An enqueue's timing for a step: (due ms since the epoch or 0, delay ms, ttl ms or 0)."""
+    if at is not None and delay is not None:
+        raise InvalidArgumentError("give a job either at or delay, not both")
+    due = 0 if at is None else math.ceil(_moment(at) * 1000)
+    wait = (
+        0
+        if delay is None
+        else math.ceil(_seconds("delay", delay, minimum=0, allow_zero=True) * 1000)
+    )
+    keep = (
+        0
+        if ttl is None
+        else max(1, math.ceil(_seconds("ttl", ttl, minimum=0, allow_zero=False) * 1000))
+    )
+    return due, wait, keep
+
+
+def _moment(value: object) -> float:
+    """A point in time: seconds since the epoch, finite and after 1970."""
+    if (
+        not isinstance(value, int | float)
+        or isinstance(value, bool)
+        or not math.isfinite(value)
+        or not 0 < value < 1e11
+    ):
+        raise InvalidArgumentError(f"at must be a time in seconds since the epoch, not {value!r}")
+    return float(value)
+
+
+def fields(record: object, name: str = "fields") -> None:
+    """A record's fields: str names, bytes values (every broker stores exactly these)."""
+    if not hasattr(record, "items"):
+        raise InvalidArgumentError(f"{name} must be a mapping of str to bytes, not {record!r}")
+    for key, value in record.items():
+        if not isinstance(key, str) or not isinstance(value, bytes):
+            raise InvalidArgumentError(
+                f"{name} must map str names to bytes values; {key!r} holds a "
+                f"{type(value).__name__} ({value!r:.40})"
+            )
+
+
+def job_id(value: object) -> str:
+    """A job id given to a step: a non-empty str."""
+    if not isinstance(value, str) or not value:
+        raise InvalidArgumentError(f"a job id must be a non-empty str, not {value!r}")
     return value

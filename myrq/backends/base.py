@@ -19,69 +19,19 @@ it stores all others opaquely.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Literal
+from collections.abc import Iterator, Sequence
 
+from myrq.backends.values import (
+    CronEntry,
+    CronJob,
+    Delivery,
+    EnqueueRequest,
+    Fields,
+    FinishRequest,
+    Reaped,
+)
 from myrq.exceptions import JobExistsError
-from myrq.schema import F_STATUS
-
-Fields = Mapping[str, bytes]
-
-
-@dataclass(frozen=True)
-class EnqueueRequest:
-    """One job to store and push: see :meth:`Broker.enqueue`."""
-
-    queue: str
-    job_id: str
-    fields: Fields
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """What :meth:`Broker.dequeue` took off a queue.
-
-    ``token`` is the lease's fencing token when the job was claimed. It is
-    ``None`` when the id was taken off the queue but not claimed: either its
-    record is missing (``fields is None``) or its status was not claimable
-    (``fields`` holds the record as it is).
-    """
-
-    job_id: str
-    queue: str
-    token: str | None
-    fields: dict[str, bytes] | None = field(default=None)
-
-    @property
-    def claimed(self) -> bool:
-        return self.token is not None
-
-
-@dataclass(frozen=True)
-class FinishRequest:
-    """One outcome for :meth:`Broker.finish_many_and_dequeue`: the arguments of ``finish``."""
-
-    job_id: str
-    token: str
-    fields: Fields
-    ttl: float | None
-
-
-#: The former name of :class:`FinishRequest`.
-Finish = FinishRequest
-
-ReapOutcome = Literal["requeued", "failed", "missing", "blocked"]
-
-
-@dataclass(frozen=True)
-class Reaped:
-    """One expired lease that :meth:`Broker.reap` dealt with."""
-
-    job_id: str
-    queue: str | None
-    outcome: ReapOutcome
-    attempts: int
+from myrq.schema import ENDED, F_STATUS
 
 
 class Broker(ABC):
@@ -105,16 +55,36 @@ class Broker(ABC):
     # -- producing ---------------------------------------------------------
 
     @abstractmethod
-    def enqueue(self, queue: str, job_id: str, fields: Fields) -> None:
+    def enqueue(
+        self,
+        queue: str,
+        job_id: str,
+        fields: Fields,
+        *,
+        at: float | None = None,
+        delay: float | None = None,
+        front: bool = False,
+        ttl: float | None = None,
+    ) -> None:
         """Store a job record and append its id to ``queue``. Atomic.
 
         The record is stored with ``fields`` exactly (plus ``status=pending``
         if absent) and replaces any earlier record of the same id that had
-        finished or failed. The stored record never expires while queued.
+        ended. The stored record never expires while it waits or runs.
+
+        The job is due at ``at`` (seconds since the epoch) or ``delay`` seconds
+        from now (broker clock), else at once. Due later, it waits as
+        ``scheduled`` and a claim of its queue moves it there when due. Due now,
+        it goes to the end of the queue, or the front with ``front``. With a
+        ``ttl``, a claim after ``due + ttl`` cancels it (``canceled``, error
+        ``JobExpired``) instead of running it; the field ``expires_at`` is
+        written for that and removed by the first claim. A resend of the same
+        enqueue (same ``created_at`` and payload) finds its own record and
+        succeeds without writing.
 
         Raises:
-            JobExistsError: a record with this id is ``pending`` or
-                ``running``; nothing was written.
+            JobExistsError: a record with this id is ``scheduled``,
+                ``pending`` or ``running``; nothing was written.
             BrokerConnectionError: the storage cannot be reached; nothing was
                 written, or the step was done whole (never half).
         """
@@ -130,7 +100,10 @@ class Broker(ABC):
         refused: list[str] = []
         for req in requests:
             try:
-                self.enqueue(req.queue, req.job_id, req.fields)
+                self.enqueue(
+                    req.queue, req.job_id, req.fields,
+                    at=req.at, delay=req.delay, front=req.front, ttl=req.ttl,
+                )  # fmt: skip
             except JobExistsError:
                 refused.append(req.job_id)
         return refused
@@ -162,7 +135,12 @@ class Broker(ABC):
 
         Ids whose record is missing or whose status is not claimable are
         taken off the queue (nothing is written for them) and returned
-        unclaimed, so the caller can report them.
+        unclaimed, so the caller can report them. So are jobs whose ``ttl``
+        had passed: those are canceled (``note="expired"``).
+
+        Before taking ids off a queue, the claim moves that queue's scheduled
+        jobs that are due onto it (status ``pending``), in one atomic step with
+        the claim. A waiting dequeue wakes when the next one falls due.
 
         With ``timeout > 0`` and nothing queued, waits up to ``timeout``
         seconds for a job to arrive, without busy polling; returns ``[]`` if
@@ -222,6 +200,11 @@ class Broker(ABC):
     ) -> tuple[list[bool], list[Delivery]]:
         """:meth:`finish` each of ``finishes``, then :meth:`dequeue` without blocking.
 
+        A :class:`FinishRequest` with ``retry_delay`` is not final: its fields
+        are written, ``attempts`` is set to 0 and the job goes back on its
+        queue (``retry_delay`` 0) or waits as scheduled; the record keeps no
+        expiry.
+
         A busy worker's one step per batch of jobs. Brokers that can should do
         it all in one round trip (the Redis broker runs one script); this
         default calls the two. Each finish is atomic on its own; the whole
@@ -230,6 +213,8 @@ class Broker(ABC):
         Returns:
             what :meth:`finish` returned for each, and what :meth:`dequeue` returned
         """
+        if any(f.retry_delay is not None for f in finishes):
+            raise NotImplementedError(f"{type(self).__name__} must implement retries")
         written = [self.finish(f.job_id, f.token, f.fields, f.ttl) for f in finishes]
         if count < 1:
             return written, []
@@ -276,6 +261,80 @@ class Broker(ABC):
         is requeued, or failed past ``max_attempts``; others are left alone.
         Atomic per job.
         """
+
+    # -- control -------------------------------------------------------------
+
+    @abstractmethod
+    def cancel(self, job_id: str, ttl: float | None, error: bytes) -> str | None:
+        """Cancel a job that has not started. Atomic.
+
+        A ``pending`` job comes off its queue, a ``scheduled`` one off its
+        schedule; it becomes ``canceled`` with ``ended_at``, ``error`` and a
+        lifetime of ``ttl`` (as :meth:`finish`). Clients waiting for it are told.
+
+        Returns:
+            the status it had, or None if it was not pending or scheduled
+            (running, ended or missing): nothing was changed.
+        """
+
+    @abstractmethod
+    def run_now(self, job_id: str) -> bool:
+        """Move a ``scheduled`` job onto its queue now, as if it were due. Atomic.
+
+        Returns:
+            False if the job was not scheduled; nothing was changed.
+        """
+
+    @abstractmethod
+    def scheduled(self, queue: str, limit: int = 1000) -> list[tuple[str, float]]:
+        """Up to ``limit`` scheduled jobs of ``queue``: ``(job_id, due)``, soonest first.
+
+        ``due`` is in seconds since the epoch on the broker's clock.
+        """
+
+    def wait_for_end(self, job_id: str, timeout: float) -> bool:
+        """Block until the job has ended (or its record is gone), at most ``timeout`` seconds.
+
+        Returns True once it ended, False at the timeout. The Redis broker
+        blocks on a list that the step ending the job pushes to; the memory
+        broker on a condition. This default reads the record every 0.2 s.
+        """
+        import time  # noqa: PLC0415 - only brokers without notifications poll
+
+        deadline = time.monotonic() + timeout
+        while True:
+            record = self.get(job_id)
+            if record is None or record.get(F_STATUS) in ENDED:
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            time.sleep(min(0.2, remaining))
+
+    # -- periodic jobs ---------------------------------------------------------
+
+    @abstractmethod
+    def cron_set(self, queue: str, name: str, spec: bytes, version: str, first: CronJob) -> None:
+        """Store (or replace) the schedule ``name`` of ``queue`` and schedule its first job.
+
+        The schedule's earlier next job, if still scheduled, is removed.
+        """
+
+    @abstractmethod
+    def cron_next(self, queue: str, name: str, version: str, job: CronJob) -> bool:
+        """Schedule the next job of a schedule, if it is still at ``version``. Atomic.
+
+        Returns False when the schedule was replaced or removed, or a live job
+        holds the id already (another worker did it): nothing was changed.
+        """
+
+    @abstractmethod
+    def cron_remove(self, queue: str, name: str) -> bool:
+        """Remove a schedule and its next job (if still scheduled). True if it existed."""
+
+    @abstractmethod
+    def crons(self, queue: str) -> dict[str, CronEntry]:
+        """The schedules of ``queue`` by name."""
 
     # -- workers -------------------------------------------------------------
 
@@ -358,3 +417,15 @@ class Broker(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.url!r})"
+
+
+__all__ = [
+    "Broker",
+    "CronEntry",
+    "CronJob",
+    "Delivery",
+    "EnqueueRequest",
+    "Fields",
+    "FinishRequest",
+    "Reaped",
+]

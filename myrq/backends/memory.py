@@ -37,7 +37,7 @@ class MemoryStore(Store):
         with self._cond:
             txn = _MemoryTxn(self)
             yield txn
-            if txn.pushed:
+            if txn.wake:
                 self._version += 1
                 self._cond.notify_all()
 
@@ -64,6 +64,7 @@ class _MemoryTxn(Txn):
         self._data = store._data
         self._expires = store._expires
         self._now = time.time()
+        self.wake = False
 
     def now(self) -> float:
         return self._now
@@ -131,7 +132,7 @@ class _MemoryTxn(Txn):
             items.appendleft(value)
         else:
             items.append(value)
-        self.pushed = True
+        self.wake = True
         return len(items)
 
     def pop(self, key: str) -> str | None:
@@ -181,6 +182,9 @@ class _MemoryTxn(Txn):
 
     def zmembers(self, key: str) -> list[str]:
         return [m for _, m in self._ordered(key)]
+
+    def zrange_with_scores(self, key: str, limit: int) -> list[tuple[str, float]]:
+        return [(m, s) for s, m in self._ordered(key)[:limit]]
 
     # -- sets --------------------------------------------------------------------
 

@@ -33,7 +33,7 @@ import redis
 from redis.commands.core import Script
 
 from myrq.backends import arguments
-from myrq.backends.base import Broker, Delivery, EnqueueRequest, Fields, FinishRequest, Reaped
+from myrq.backends.base import Broker, Delivery, EnqueueRequest, Fields, FinishRequest
 from myrq.backends.redis_client import (
     as_bytes,
     as_str,
@@ -42,10 +42,12 @@ from myrq.backends.redis_client import (
     reply,
     translate_errors,
 )
-from myrq.backends.redis_inspect import RedisInspection
-from myrq.exceptions import BrokerError, ConfigurationError, JobExistsError
+from myrq.backends.redis_leases import RedisLeases
+from myrq.backends.redis_schedule import RedisScheduling
+from myrq.defaults import DEFAULT_FAILURE_TTL
+from myrq.exceptions import BrokerError, BrokerFullError, ConfigurationError, JobExistsError
 from myrq.schema import (
-    ABANDONED_ERROR_TEMPLATE,
+    EXPIRED_ERROR,
     F_ATTEMPTS,
     F_BATCH,
     F_LEASE,
@@ -53,6 +55,7 @@ from myrq.schema import (
     F_STARTED_AT,
     F_STATUS,
     F_WORKER,
+    S_CANCELED,
     S_PENDING,
     S_RUNNING,
 )
@@ -72,7 +75,7 @@ def _load_script(client: redis.Redis, name: str) -> Script:
     return client.register_script(text)
 
 
-class RedisBroker(RedisInspection, Broker):
+class RedisBroker(RedisScheduling, RedisLeases, Broker):
     """A broker on one Redis server (or anything speaking its protocol).
 
     Args:
@@ -85,6 +88,8 @@ class RedisBroker(RedisInspection, Broker):
         poll_interval: longest single blocking wait while idle, in seconds.
             Jobs enqueued by myrq wake workers at once; this bounds how long a
             job pushed by a foreign client (which sends no wake-up) waits.
+        expired_ttl: how long the record of a job canceled for its ``ttl`` is
+            kept when it has no ``failure_ttl`` (seconds; None: forever).
     """
 
     batch_claims = True
@@ -96,6 +101,7 @@ class RedisBroker(RedisInspection, Broker):
         url: str | None = None,
         key_prefix: str = "myrq:",
         poll_interval: float = 1.0,
+        expired_ttl: float | None = DEFAULT_FAILURE_TTL,
     ) -> None:
         if client is None:
             client = client_from_url(url or "redis://127.0.0.1:6379/0")
@@ -123,6 +129,11 @@ class RedisBroker(RedisInspection, Broker):
         self._reap = _load_script(client, "reap.lua")
         self._delete = _load_script(client, "delete.lua")
         self._register = _load_script(client, "register.lua")
+        self._cancel = _load_script(client, "cancel.lua")
+        self._run_now = _load_script(client, "run_now.lua")
+        self._watch = _load_script(client, "watch.lua")
+        self._cron = _load_script(client, "cron.lua")
+        self.expired_ttl_ms = arguments.ttl_ms(expired_ttl)
 
     @classmethod
     def from_url(cls, url: str, *, key_prefix: str = "myrq:", **kwargs: Any) -> RedisBroker:
@@ -138,26 +149,52 @@ class RedisBroker(RedisInspection, Broker):
 
     # -- producing (enqueue.lua) -------------------------------------------------
 
-    def enqueue(self, queue: str, job_id: str, fields: Fields) -> None:
-        if self.enqueue_many([EnqueueRequest(queue, job_id, fields)]):
+    def enqueue(
+        self,
+        queue: str,
+        job_id: str,
+        fields: Fields,
+        *,
+        at: float | None = None,
+        delay: float | None = None,
+        front: bool = False,
+        ttl: float | None = None,
+    ) -> None:
+        request = EnqueueRequest(queue, job_id, fields, at, delay, front, ttl)
+        if self.enqueue_many([request]):
             raise JobExistsError(job_id)
 
     def enqueue_many(self, requests: Sequence[EnqueueRequest]) -> list[str]:
         # One script call per chunk: one round trip, and no per-job EVALSHA.
+        for r in requests:
+            arguments.job_id(r.job_id)
+            arguments.fields(r.fields)
         refused: list[str] = []
         broken: list[str] = []
         for start in range(0, len(requests), _ENQUEUE_CHUNK):
             chunk = requests[start : start + _ENQUEUE_CHUNK]
-            for req, done in zip(chunk, self._enqueue_chunk(chunk), strict=True):
+            try:
+                results = self._enqueue_chunk(chunk)
+            except BrokerFullError as exc:
+                if not start:
+                    raise
+                stored = [r.job_id for r in requests[:start] if r.job_id not in refused]
+                raise BrokerFullError(
+                    f"{exc} This batch was sent in parts: the first {start} job(s) were sent "
+                    f"and {len(stored)} stored (exc.stored_ids), the other "
+                    f"{len(requests) - start} were not",
+                    stored,
+                ) from exc
+            for req, done in zip(chunk, results, strict=True):
                 if done == 0:
                     refused.append(req.job_id)
                 elif done != 1:
                     broken.append(f"{req.job_id!r} ({as_str(done)})")
         if broken:
-            stored = len(requests) - len(broken) - len(refused)
+            kept = len(requests) - len(broken) - len(refused)
             raise BrokerError(
                 f"Redis at {self.url} could not store job(s) {', '.join(broken[:5])}: their keys "
-                f"hold something else; {stored} other job(s) were stored"
+                f"hold something else; {kept} other job(s) were stored"
             )
         return refused
 
@@ -169,9 +206,11 @@ class RedisBroker(RedisInspection, Broker):
                 self.job_key(req.job_id),
                 self.queue_key(req.queue),
                 self.notify_key(req.queue),
+                self.scheduled_key(req.queue),
             )
             fields = req.fields if F_STATUS in req.fields else {**req.fields, F_STATUS: S_PENDING}
-            args += (req.job_id, req.queue, len(fields))
+            due, delay, ttl = arguments.schedule_ms(req.at, req.delay, req.ttl)
+            args += (req.job_id, req.queue, due, delay, int(req.front), ttl, len(fields))
             for name, value in fields.items():
                 args += (name, value)
         with self._translate():
@@ -186,20 +225,27 @@ class RedisBroker(RedisInspection, Broker):
         lease_ms: int,
         count: int,
         claim_id: str,
-        finishes: Sequence[tuple[FinishRequest, int]] = (),
-    ) -> tuple[list[bool], list[Delivery], list[str]]:
+        finishes: Sequence[tuple[FinishRequest, int, int]] = (),
+    ) -> tuple[list[bool], list[Delivery], list[str], float | None]:
+        """Run the script; return (written, deliveries, errors, seconds until the next due job)."""
         keys = [self.leases_key, self.claim_key(claim_id)]
         for q in queues:
-            keys += (self.queue_key(q), self.notify_key(q))
-        args: list[Any] = [worker, lease_ms, count, claim_id, len(queues), *queues, len(finishes)]
-        for f, ttl_ms in finishes:
-            keys.append(self.job_key(f.job_id))
-            args += (f.job_id, f.token, ttl_ms, len(f.fields))
+            keys += (self.queue_key(q), self.notify_key(q), self.scheduled_key(q))
+        args: list[Any] = [
+            worker, lease_ms, count, claim_id, self.expired_ttl_ms, EXPIRED_ERROR, len(queues),
+            *queues, len(finishes),
+        ]  # fmt: skip
+        for f, ttl_ms, retry_ms in finishes:
+            q = f.queue or "default"
+            keys += (self.job_key(f.job_id), self.queue_key(q), self.notify_key(q))
+            keys.append(self.scheduled_key(q))
+            args += (f.job_id, f.token, ttl_ms, retry_ms, len(f.fields))
             for name, value in f.fields.items():
                 args += (name, value)
         raw = self._finish_and_claim(keys=keys, args=args)
         errors = [as_str(e) for e in raw[1]]
-        return [bool(w) for w in raw[0]], self._parse_deliveries(raw[2:], worker), errors
+        next_due = None if raw[2] is None else int(raw[2]) / 1000
+        return [bool(w) for w in raw[0]], self._parse_deliveries(raw[3:], worker), errors, next_due
 
     def dequeue(
         self,
@@ -219,24 +265,35 @@ class RedisBroker(RedisInspection, Broker):
         deadline = time.monotonic() + remaining
         with self._translate():
             while True:
-                _, out, errors = self._claim_call(queues, worker, lease_ms, count, claim_id)
+                _, out, errors, next_due = self._claim_call(
+                    queues, worker, lease_ms, count, claim_id
+                )
                 if errors and not out:
                     raise BrokerError(f"Redis at {self.url} refused the claim: {errors[0]}")
                 _log(errors)
                 remaining = deadline - time.monotonic()
                 if out or remaining <= 0 or count == 0:
                     return out
-                # Block until an enqueue pushes a wake-up token (or the wait ends),
-                # then claim. The token only wakes us; the claim is what is atomic.
-                # At least 10 ms: Redis before 7.0.8 read a sub-millisecond timeout
-                # as 0, which means "block forever". (float: typed int in redis-py 5)
+                # Block until an enqueue pushes a wake-up token, the next scheduled
+                # job falls due, or the wait ends; then claim. The token only wakes
+                # us; the claim is what is atomic. At least 10 ms: Redis before
+                # 7.0.8 read a sub-millisecond timeout as 0, which means "block
+                # forever". (float: typed int in redis-py 5)
+                if next_due is not None:
+                    remaining = min(remaining, next_due + 0.001)
                 wait = max(min(remaining, self._max_block), 0.01)
-                self.client.blpop(notify_keys, timeout=reply(wait))
+                woken = self.client.blpop(notify_keys, timeout=reply(wait))
+                if woken is None and time.monotonic() >= deadline and next_due is None:
+                    # Nothing came: the caller's next dequeue claims first anyway, so a
+                    # claim here would only double an idle worker's commands.
+                    return []
 
     def finish(self, job_id: str, token: str, fields: Fields, ttl: float | None) -> bool:
+        arguments.fields(fields)
         finish = FinishRequest(job_id, token, fields, ttl)
+        step = (finish, arguments.ttl_ms(ttl), -1)
         with self._translate():
-            written, _, _ = self._claim_call((), "", 1, 0, "-", [(finish, arguments.ttl_ms(ttl))])
+            written, _, _, _ = self._claim_call((), "", 1, 0, "-", [step])
         return written[0]
 
     def finish_many_and_dequeue(
@@ -249,11 +306,13 @@ class RedisBroker(RedisInspection, Broker):
         count: int = 1,
         claim_id: str | None = None,
     ) -> tuple[list[bool], list[Delivery]]:
-        steps = [(f, arguments.ttl_ms(f.ttl)) for f in finishes]
+        for f in finishes:
+            arguments.fields(f.fields)
+        steps = [(f, arguments.ttl_ms(f.ttl), arguments.retry_ms(f.retry_delay)) for f in finishes]
         lease_ms = arguments.lease_ms(lease)
         count = arguments.whole("count", count, minimum=0)
         with self._translate():
-            written, out, errors = self._claim_call(
+            written, out, errors, _ = self._claim_call(
                 queues, worker, lease_ms, count, claim_id or secrets.token_hex(8), steps
             )
         _log(errors)
@@ -267,6 +326,11 @@ class RedisBroker(RedisInspection, Broker):
             if flat:
                 it = iter(flat)
                 fields = {as_str(k): as_bytes(v) for k, v in zip(it, it, strict=True)}
+            if claim and not token:  # canceled by the claim: its ttl had passed
+                if fields is not None:
+                    fields[F_STATUS] = S_CANCELED
+                out.append(Delivery(as_str(job_id), as_str(queue), None, fields, "expired"))
+                continue
             if token and fields is not None:
                 # The script returns the record as it was before the claim, and
                 # what the claim wrote, instead of reading the record again.
@@ -286,64 +350,6 @@ class RedisBroker(RedisInspection, Broker):
                 Delivery(as_str(job_id), as_str(queue), as_str(token) if token else None, fields)
             )
         return out
-
-    # -- leases (renew.lua, release.lua, reap.lua) ---------------------------------
-
-    def renew(self, job_id: str, token: str, lease: float) -> bool:
-        return self.renew_many([(job_id, token)], lease)[0]
-
-    def renew_many(self, held: Sequence[tuple[str, str]], lease: float) -> list[bool]:
-        lease_ms = arguments.lease_ms(lease)
-        if not held:
-            return []
-        keys = [self.leases_key, *(self.job_key(job_id) for job_id, _ in held)]
-        args: list[Any] = [lease_ms]
-        for job_id, token in held:
-            args += (job_id, token)
-        with self._translate():
-            return [bool(r) for r in self._renew(keys=keys, args=args)]
-
-    def release(self, job_id: str, token: str) -> bool:
-        with self._translate():
-            queue = self.client.hget(self.job_key(job_id), F_QUEUE)
-            name = as_str(queue) if queue else "default"
-            keys = [
-                self.job_key(job_id),
-                self.leases_key,
-                self.queue_key(name),
-                self.notify_key(name),
-            ]
-            return bool(self._release(keys=keys, args=[job_id, token, NOTIFY_CAP]))
-
-    def reap(
-        self, max_attempts: int, failure_ttl: float | None = None, limit: int = 100
-    ) -> list[Reaped]:
-        limit = arguments.whole("limit", limit, minimum=1)
-        return self._reap_call(max_attempts, failure_ttl, limit, ())
-
-    def repair(
-        self, job_ids: Sequence[str], max_attempts: int, failure_ttl: float | None = None
-    ) -> list[Reaped]:
-        out: list[Reaped] = []
-        for start in range(0, len(job_ids), 500):
-            chunk = job_ids[start : start + 500]
-            out += self._reap_call(max_attempts, failure_ttl, len(chunk), chunk)
-        return out
-
-    def _reap_call(
-        self, max_attempts: int, failure_ttl: float | None, limit: int, job_ids: Sequence[str]
-    ) -> list[Reaped]:
-        max_attempts = arguments.whole("max_attempts", max_attempts, minimum=0)
-        args: list[Any] = [
-            limit, max_attempts, NOTIFY_CAP, ABANDONED_ERROR_TEMPLATE,
-            arguments.ttl_ms(failure_ttl), *job_ids,
-        ]  # fmt: skip
-        with self._translate():
-            raw = self._reap(keys=[self.leases_key], args=args)
-        return [
-            Reaped(as_str(i), as_str(q) if q else None, as_str(outcome), int(n))  # type: ignore[arg-type]
-            for i, q, outcome, n in raw
-        ]
 
     # -- deleting (delete.lua) -------------------------------------------------------
 

@@ -37,6 +37,15 @@ class RedisInspection:
     def notify_key(self, queue: str) -> str:
         return f"{self.prefix}notify:{queue}"
 
+    def scheduled_key(self, queue: str) -> str:
+        return f"{self.prefix}scheduled:{queue}"
+
+    def cron_key(self, queue: str) -> str:
+        return f"{self.prefix}cron:{queue}"
+
+    def done_key(self, job_id: str) -> str:
+        return f"{self.prefix}done:{job_id}"
+
     def claim_key(self, claim_id: str) -> str:
         return f"{self.prefix}claim:{claim_id}"
 
@@ -115,6 +124,7 @@ class RedisInspection:
     # -- workers -------------------------------------------------------------------
 
     def register_worker(self, name: str, fields: Fields, ttl: float) -> None:
+        arguments.fields(fields)
         args: list[Any] = [arguments.lease_ms(ttl), name]
         for field, value in fields.items():
             args += (field, value)

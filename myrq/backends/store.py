@@ -32,8 +32,9 @@ from contextlib import AbstractContextManager
 class Txn(ABC):
     """One atomic step on a :class:`Store`. Valid only inside its ``with`` block."""
 
-    #: Set by :meth:`push`: the step added an id to a list (idle waiters should look).
-    pushed: bool = False
+    #: Set by :meth:`push` (an id was added to a list) and by steps that end a job:
+    #: idle workers and clients waiting for a job should look again.
+    wake: bool = False
 
     @abstractmethod
     def now(self) -> float:
@@ -79,7 +80,7 @@ class Txn(ABC):
 
     @abstractmethod
     def push(self, key: str, value: str, *, front: bool = False) -> int:
-        """Add ``value`` at the end (or the front); return the new length. Sets :attr:`pushed`."""
+        """Add ``value`` at the end (or the front); return the new length. Sets :attr:`wake`."""
 
     @abstractmethod
     def pop(self, key: str) -> str | None:
@@ -119,6 +120,10 @@ class Txn(ABC):
     def zmembers(self, key: str) -> list[str]:
         """Every member, lowest score first (ties by member)."""
 
+    @abstractmethod
+    def zrange_with_scores(self, key: str, limit: int) -> list[tuple[str, float]]:
+        """The first ``limit`` ``(member, score)`` pairs, lowest score first."""
+
     # -- sets -----------------------------------------------------------------
 
     @abstractmethod
@@ -151,7 +156,7 @@ class Store(ABC):
         """
 
     def version(self) -> int:
-        """A number that changes after a step pushed an id (see :meth:`wait`)."""
+        """A number that changes after a step set :attr:`Txn.wake` (see :meth:`wait`)."""
         return 0
 
     def wait(self, seen: int, timeout: float) -> None:

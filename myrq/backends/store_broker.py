@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 
 from myrq.backends import arguments
 from myrq.backends import store_steps as steps
-from myrq.backends.base import Broker, Delivery, EnqueueRequest, Fields, FinishRequest, Reaped
+from myrq.backends.base import Broker
 from myrq.backends.store import Store
 from myrq.backends.store_steps import (
     LEASES,
@@ -26,14 +26,23 @@ from myrq.backends.store_steps import (
     queue_key,
     worker_key,
 )
+from myrq.backends.values import (
+    CronEntry,
+    CronJob,
+    Delivery,
+    EnqueueRequest,
+    Fields,
+    FinishRequest,
+    Reaped,
+)
+from myrq.defaults import DEFAULT_FAILURE_TTL
 from myrq.exceptions import JobExistsError
 from myrq.schema import (
+    ENDED,
     F_ATTEMPTS,
     F_LEASE,
     F_QUEUE,
     F_STATUS,
-    LIVE,
-    S_PENDING,
     S_RUNNING,
     parse_count,
 )
@@ -44,36 +53,39 @@ class StoreBroker(Broker):
 
     batch_claims = True
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, expired_ttl: float | None = DEFAULT_FAILURE_TTL) -> None:
         self.store = store
         self.url = store.url
+        #: How long a job canceled for its ttl is kept without a failure_ttl of its own.
+        self.expired_ttl_ms = arguments.ttl_ms(expired_ttl)
 
     # -- producing (enqueue.lua) ---------------------------------------------------
 
-    def enqueue(self, queue: str, job_id: str, fields: Fields) -> None:
-        if self.enqueue_many([EnqueueRequest(queue, job_id, fields)]):
+    def enqueue(
+        self,
+        queue: str,
+        job_id: str,
+        fields: Fields,
+        *,
+        at: float | None = None,
+        delay: float | None = None,
+        front: bool = False,
+        ttl: float | None = None,
+    ) -> None:
+        if self.enqueue_many([EnqueueRequest(queue, job_id, fields, at, delay, front, ttl)]):
             raise JobExistsError(job_id)
 
     def enqueue_many(self, requests: Sequence[EnqueueRequest]) -> list[str]:
-        refused: list[str] = []
+        for r in requests:
+            arguments.job_id(r.job_id)
+            arguments.fields(r.fields)
+        timing = [arguments.schedule_ms(r.at, r.delay, r.ttl) for r in requests]
         with self.store.transaction() as t:
-            for req in requests:
-                key = job_key(req.job_id)
-                status = t.hget(key, F_STATUS)
-                if status in LIVE:
-                    if not steps.resent(t, key, req.fields):
-                        refused.append(req.job_id)
-                    continue
-                t.push(queue_key(req.queue), req.job_id)
-                if status is not None:
-                    t.delete(key)  # an ended record under this id: replace it whole
-                t.hset(
-                    key,
-                    req.fields if F_STATUS in req.fields else {**req.fields, F_STATUS: S_PENDING},
-                )
-                t.expire(key, None)
-                t.sadd(QUEUES, req.queue)
-        return refused
+            return [
+                req.job_id
+                for req, (due, delay, ttl) in zip(requests, timing, strict=True)
+                if not steps.enqueue(t, req, due, delay, ttl)
+            ]
 
     # -- consuming (finish_and_claim.lua) ------------------------------------------
 
@@ -94,16 +106,21 @@ class StoreBroker(Broker):
         while True:
             seen = self.store.version()
             with self.store.transaction() as t:
-                out = steps.claim(t, queues, worker, lease_ms, count, claim_id) if count else []
+                out, next_due = steps.claim(
+                    t, queues, worker, lease_ms, count, claim_id, self.expired_ttl_ms
+                ) if count else ([], None)  # fmt: skip
             remaining = deadline - time.monotonic()
             if out or remaining <= 0:
                 return out
+            if next_due is not None:  # wake when the next scheduled job falls due
+                remaining = min(remaining, next_due + 0.001)
             self.store.wait(seen, remaining)
 
     def finish(self, job_id: str, token: str, fields: Fields, ttl: float | None) -> bool:
         ttl_ms = arguments.ttl_ms(ttl)
+        arguments.fields(fields)
         with self.store.transaction() as t:
-            return steps.finish(t, FinishRequest(job_id, token, fields, ttl), ttl_ms)
+            return steps.finish(t, FinishRequest(job_id, token, fields, ttl), ttl_ms, -1)
 
     def finish_many_and_dequeue(
         self,
@@ -115,13 +132,19 @@ class StoreBroker(Broker):
         count: int = 1,
         claim_id: str | None = None,
     ) -> tuple[list[bool], list[Delivery]]:
-        ttls = [arguments.ttl_ms(f.ttl) for f in finishes]
+        for f in finishes:
+            arguments.fields(f.fields)
+        plans = [(f, arguments.ttl_ms(f.ttl), arguments.retry_ms(f.retry_delay)) for f in finishes]
         lease_ms = arguments.lease_ms(lease)
         count = arguments.whole("count", count, minimum=0)
         claim_id = claim_id or secrets.token_hex(8)
         with self.store.transaction() as t:
-            written = [steps.finish(t, f, ttl_ms) for f, ttl_ms in zip(finishes, ttls, strict=True)]
-            claimed = steps.claim(t, queues, worker, lease_ms, count, claim_id) if count > 0 else []
+            written = [steps.finish(t, f, ttl_ms, retry_ms) for f, ttl_ms, retry_ms in plans]
+            claimed = (
+                steps.claim(t, queues, worker, lease_ms, count, claim_id, self.expired_ttl_ms)[0]
+                if count > 0
+                else []
+            )
         return written, claimed
 
     # -- leases (renew.lua, release.lua, reap.lua) ---------------------------------
@@ -135,8 +158,9 @@ class StoreBroker(Broker):
         with self.store.transaction() as t:
             deadline = t.now() + lease_ms / 1000
             for job_id, token in held:
-                ok = t.hget(job_key(job_id), F_LEASE) == token.encode() and t.zrem(LEASES, job_id)
-                if ok:
+                record = t.hgetall(job_key(job_id)) or {}
+                ok = record.get(F_LEASE) == token.encode() and record.get(F_STATUS) == S_RUNNING
+                if ok:  # a lease lost with the lease set is put back (renew.lua)
                     t.zadd(LEASES, job_id, deadline)
                 out.append(ok)
         return out
@@ -178,10 +202,79 @@ class StoreBroker(Broker):
             ]
             return [steps.reap_one(t, i, max_attempts, default_ttl_ms) for i in orphans]
 
+    # -- control (cancel.lua, run_now.lua, watch.lua) ------------------------------
+
+    def cancel(self, job_id: str, ttl: float | None, error: bytes) -> str | None:
+        ttl_ms = arguments.ttl_ms(ttl)
+        with self.store.transaction() as t:
+            return steps.cancel(t, job_id, ttl_ms, error)
+
+    def run_now(self, job_id: str) -> bool:
+        with self.store.transaction() as t:
+            return steps.run_now(t, job_id)
+
+    def scheduled(self, queue: str, limit: int = 1000) -> list[tuple[str, float]]:
+        limit = arguments.whole("limit", limit, minimum=1)
+        with self.store.transaction() as t:
+            return t.zrange_with_scores(steps.scheduled_key(queue), limit)
+
+    def wait_for_end(self, job_id: str, timeout: float) -> bool:
+        deadline = time.monotonic() + arguments.wait_seconds(timeout)
+        while True:
+            seen = self.store.version()
+            with self.store.transaction() as t:
+                status = t.hget(job_key(job_id), F_STATUS)
+                gone = status is None and not t.exists(job_key(job_id))
+            if gone or status in ENDED:
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            self.store.wait(seen, remaining)
+
+    # -- periodic jobs (cron.lua) ------------------------------------------------------
+
+    def cron_set(self, queue: str, name: str, spec: bytes, version: str, first: CronJob) -> None:
+        with self.store.transaction() as t:
+            steps.cron_drop_next(t, queue, name)
+            ckey = steps.cron_key(queue)
+            t.hset(ckey, {name: spec, f"{name}:version": version.encode()})
+            t.hdel(ckey, f"{name}:next")
+            steps.cron_schedule(t, queue, name, first)
+
+    def cron_next(self, queue: str, name: str, version: str, job: CronJob) -> bool:
+        with self.store.transaction() as t:
+            if t.hget(steps.cron_key(queue), f"{name}:version") != version.encode():
+                return False
+            return steps.cron_schedule(t, queue, name, job)
+
+    def cron_remove(self, queue: str, name: str) -> bool:
+        with self.store.transaction() as t:
+            ckey = steps.cron_key(queue)
+            if t.hget(ckey, name) is None:
+                return False
+            steps.cron_drop_next(t, queue, name)
+            t.hdel(ckey, name, f"{name}:version", f"{name}:next")
+            return True
+
+    def crons(self, queue: str) -> dict[str, CronEntry]:
+        with self.store.transaction() as t:
+            raw = t.hgetall(steps.cron_key(queue)) or {}
+        return {
+            name: CronEntry(
+                spec,
+                raw.get(f"{name}:version", b"").decode(),
+                raw[f"{name}:next"].decode() if f"{name}:next" in raw else None,
+            )
+            for name, spec in raw.items()
+            if not name.endswith((":version", ":next"))
+        }
+
     # -- workers -----------------------------------------------------------------
 
     def register_worker(self, name: str, fields: Fields, ttl: float) -> None:
         ttl_ms = arguments.lease_ms(ttl)
+        arguments.fields(fields)
         with self.store.transaction() as t:
             key = worker_key(name)
             t.delete(key)

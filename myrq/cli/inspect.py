@@ -7,7 +7,7 @@ import time
 
 from myrq.cli.common import Parser, add_common, broker_of, moment, span, worker_state
 from myrq.codec import ErrorInfo
-from myrq.exceptions import MyrqError
+from myrq.exceptions import BrokerError, MyrqError
 from myrq.job import Job
 from myrq.schema import F_ERROR, F_PAYLOAD, F_RESULT, parse_number
 
@@ -32,7 +32,11 @@ def cmd_info(args: argparse.Namespace) -> int:
     names = broker.queue_names()
     print("queues:" if names else "queues: none")
     for name in names:
-        print(f"  {name:<30} {broker.queue_length(name):>8} queued")
+        try:
+            waiting = f"{broker.queue_length(name):>8} queued"
+        except BrokerError as exc:  # a foreign key of another type under the queue's name
+            waiting = f"unreadable ({exc})"
+        print(f"  {name:<30} {waiting}")
     counts = broker.status_counts()
     print("jobs by status:" if counts else "jobs: none")
     for status, n in sorted(counts.items()):
@@ -76,6 +80,8 @@ def cmd_job(args: argparse.Namespace) -> int:
     deadline = broker.lease_deadline(job.id)
     if deadline is not None:
         print(f"lease: {_lease(deadline, time.time())}")
+    elif fields.get("status") == b"running":
+        print("lease: none (the lease set was lost? `myrq repair --dry-run` tells)")
     if F_ERROR in fields:
         err = ErrorInfo.from_bytes(fields[F_ERROR])
         print(f"error.type: {err.type}\nerror.message: {err.message}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from myrq.cli.common import Parser, add_common, broker_of, json_arg
+from myrq.defaults import DEFAULT_FAILURE_TTL
 from myrq.exceptions import MyrqError
 from myrq.queue import Queue
 from myrq.schema import F_STATUS, S_RUNNING
@@ -52,26 +53,35 @@ def cmd_repair(args: argparse.Namespace) -> int:
     """Find records that say ``running`` but hold no lease, and treat their leases as expired.
 
     Reads every record (a scan): for operators, not a schedule. A job whose
-    worker is alive holds a lease and is never touched.
+    worker is registered alive is left alone: its next heartbeat puts its
+    lease back. ``Broker.repair`` checks each job again, atomically.
     """
     broker = broker_of(args)
-    leased = set(broker.leased_ids())
-    suspects = []
+    live = broker.workers()
+    suspects: list[tuple[str, str]] = []
+    held: list[tuple[str, str]] = []
     for job_id in broker.job_ids():
-        if job_id in leased:
-            continue
         record = broker.get(job_id)
-        if record is not None and record.get(F_STATUS) == S_RUNNING:
-            suspects.append(job_id)
+        if record is None or record.get(F_STATUS) != S_RUNNING:
+            continue
+        if broker.lease_deadline(job_id) is not None:
+            continue  # it holds a lease: nothing lost
+        worker = record.get("worker", b"").decode("utf-8", "replace")
+        (held if worker in live else suspects).append((job_id, worker))
+    for job_id, worker in held:
+        print(f"  {job_id}: held by live worker {worker}; its next heartbeat restores the lease")
+    suspects_ids = [job_id for job_id, _ in suspects]
     if not suspects:
-        print("nothing to repair: every running job holds a lease")
+        print("nothing to repair: every running job holds a lease or has a live worker")
         return 0
     if args.dry_run:
-        print(f"{len(suspects)} running job(s) hold no lease:")
-        for job_id in suspects:
-            print(f"  {job_id}")
+        print(f"{len(suspects)} running job(s) hold no lease and have no live worker:")
+        for job_id, worker in suspects:
+            print(f"  {job_id} (worker {worker or '?'})")
         return 0
-    repaired = broker.repair(suspects, max_attempts=args.max_attempts)
+    repaired = broker.repair(
+        suspects_ids, max_attempts=args.max_attempts, failure_ttl=DEFAULT_FAILURE_TTL
+    )
     for item in repaired:
         where = f" on {item.queue}" if item.queue else ""
         print(f"  {item.job_id}: {item.outcome}{where} (attempts {item.attempts})")

@@ -3,9 +3,9 @@ registration alive, and reaps leases that dead workers left behind.
 
 It runs in a thread of its own, so a long job (even a CPU-bound one, which
 still yields the GIL between bytecodes) keeps its lease, and leases left by
-dead workers are reaped while this worker is busy. Every beat costs three
-broker calls whatever the worker holds: one renewal of all its leases, one
-registration, one reap.
+dead workers are reaped while this worker is busy. Every beat costs at most
+three broker calls whatever the worker holds: one renewal of all its leases
+(none when it holds none), one registration, one reap.
 """
 
 from __future__ import annotations

@@ -66,6 +66,7 @@ from typing import Any
 from myrq.codec import ErrorInfo, safe_str
 from myrq.exceptions import FunctionLookupError
 from myrq.serializers import Serializer
+from myrq.worker.shutdown import ShutdownNow
 
 try:
     import resource
@@ -136,6 +137,13 @@ def run_isolated(  # noqa: PLR0917 - one internal caller
         if status is None:
             child.kill()
             return ChildOutcome(timed_out=True)
+    except ShutdownNow:
+        # A shutdown that will not wait, but the job may have returned already:
+        # a child that exited 0 with its whole report has, and counts as returned.
+        status = child.returned()
+        if status is None:
+            child.kill()
+            raise
     except BaseException:
         child.kill()
         raise
@@ -234,6 +242,18 @@ class _Child:
             with contextlib.suppress(ChildProcessError):
                 self.status = os.waitpid(self.pid, 0)[1]
 
+    def returned(self) -> int | None:
+        """Without blocking: the exit status if the child exited 0 with its whole report."""
+        with contextlib.suppress(OSError):
+            os.set_blocking(self.read_fd, False)
+            with contextlib.suppress(BlockingIOError):
+                while not self.eof and not self.complete():
+                    self._read()
+        status = self._reaped()
+        if status is not None and self.complete() and os.WIFEXITED(status):
+            return status if os.WEXITSTATUS(status) == 0 else None
+        return None
+
     def kill_group(self) -> None:
         """Kill what the job left running in its process group (the pgid stays taken
         while any member lives, so this never reaches a stranger)."""
@@ -289,9 +309,9 @@ def _child(  # noqa: PLR0917 - one internal caller
         try:
             result = resolve()(*args, **kwargs)
         except FunctionLookupError as exc:  # reported as the worker does in-process
-            kind, body = b"E", ErrorInfo(type(exc).__name__, str(exc), "").to_bytes()
+            kind, body = b"E", ErrorInfo(type(exc).__name__, str(exc), "", final=True).to_report()
         except BaseException as exc:  # the job's own SystemExit too: it fails the job
-            kind, body = b"E", ErrorInfo.from_exception(exc).to_bytes()
+            kind, body = b"E", ErrorInfo.from_exception(exc).to_report()
         else:
             try:
                 kind, body = b"R", serializer.dumps(result)
@@ -302,7 +322,7 @@ def _child(  # noqa: PLR0917 - one internal caller
                     f"store: {safe_str(exc)}"
                 )
                 kind = b"E"
-                body = ErrorInfo("ResultSerializationError", message, "").to_bytes()
+                body = ErrorInfo("ResultSerializationError", message, "", final=True).to_report()
         if os.getpid() != me:  # a process the job forked returned from it: not ours to report
             os._exit(0)
         for part in (_HEADER.pack(kind, len(body)), body):  # no copy of a large body

@@ -34,6 +34,7 @@ from myrq.schema import (
     parse_number,
 )
 from myrq.status import JobStatus
+from myrq.worker.retrying import plan_retry
 from myrq.worker.runner import Outcome
 from myrq.worker.settings import WorkerSettings
 from myrq.worker.stats import WorkerStats
@@ -54,6 +55,8 @@ class Done:
     fields: dict[str, bytes]
     ttl: float | None
     written: bool = False
+    #: Not None: the job runs again after this many seconds (a retry).
+    retry_delay: float | None = None
 
 
 class Outbox:
@@ -159,9 +162,17 @@ class Outbox:
         fields = {F_STATUS: outcome.status.value.encode(), F_ENDED_AT: self._ended_at(delivery)}
         if outcome.result is not None:
             fields[F_RESULT] = outcome.result
+        record = (delivery.fields or {}) if outcome.trusted else {}
         if outcome.error is not None:
             fields[F_ERROR] = outcome.error.to_bytes()
-        record = (delivery.fields or {}) if outcome.trusted else {}
+            plan, counted = plan_retry(record, outcome.status, outcome.error)
+            if plan is not None:  # runs again: nothing ends, the record keeps no expiry
+                fields = {F_STATUS: fields[F_STATUS], F_ERROR: fields[F_ERROR], **plan.fields}
+                done = Done(delivery, outcome, fields, None, retry_delay=plan.delay)
+                self.unwritten.append(done)
+                self.running = None
+                return done
+            fields.update(counted)
         if outcome.status is JobStatus.FINISHED:
             setting, default = parse_number(record.get(F_RESULT_TTL)), self.settings.result_ttl
         else:
@@ -183,7 +194,15 @@ class Outbox:
         """
         items, self.unwritten = self.unwritten, []
         finishes = [
-            FinishRequest(d.delivery.job_id, d.delivery.token or "", d.fields, d.ttl) for d in items
+            FinishRequest(
+                d.delivery.job_id,
+                d.delivery.token or "",
+                d.fields,
+                d.ttl,
+                queue=d.delivery.queue,
+                retry_delay=d.retry_delay,
+            )
+            for d in items
         ]
         claim_id = secrets.token_hex(8)  # the same for every retry of this step
         try:
@@ -296,6 +315,21 @@ class Outbox:
                 self.settings.name,
                 delivery.job_id,
                 outcome.status.value,
+            )
+            return
+        if item.retry_delay is not None:
+            self.stats.retried += 1
+            tries = item.fields.get("tries", b"?").decode()
+            logger.info(
+                "%s: %s (%s) %s in %.3fs (try %s): %s; runs again in %s",
+                delivery.queue,
+                outcome.func_name,
+                delivery.job_id,
+                outcome.status.value,
+                outcome.elapsed,
+                tries,
+                outcome.error,
+                f"{item.retry_delay:g}s" if item.retry_delay else "a moment",
             )
             return
         self.stats.count(outcome.status)

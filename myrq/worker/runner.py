@@ -20,6 +20,7 @@ from typing import Any
 
 from myrq.backends import Delivery
 from myrq.codec import ErrorInfo, decode_payload, safe_str
+from myrq.durations import MAX_SECONDS
 from myrq.exceptions import FunctionLookupError, JobTimeout, SignatureError
 from myrq.registry import AllowList
 from myrq.schema import F_PAYLOAD, F_SIGNATURE, F_TIMEOUT, parse_number
@@ -35,6 +36,7 @@ logger = logging.getLogger("myrq.worker")
 
 #: The error type a timed-out job records, in process or isolated.
 TIMEOUT_TYPE = f"{JobTimeout.__module__}.{JobTimeout.__qualname__}"
+_TIMEOUT_TYPES = (TIMEOUT_TYPE, "builtins.BaseException")
 
 
 @dataclass
@@ -52,7 +54,9 @@ class Outcome:
 
 
 def failure(kind: str, message: str, func_name: str = "<refused>") -> Outcome:
-    return Outcome(JobStatus.FAILED, error=ErrorInfo(kind, message, ""), func_name=func_name)
+    """A job that cannot run as written: failed, and never worth another try."""
+    error = ErrorInfo(kind, message, "", final=True)
+    return Outcome(JobStatus.FAILED, error=error, func_name=func_name)
 
 
 @dataclass(frozen=True)
@@ -120,6 +124,7 @@ class Runner:
         timeout = parse_number(fields.get(F_TIMEOUT))
         if timeout is None or not timeout > 0:  # absent or garbled: the default, not "none"
             timeout = self.settings.default_timeout
+        timeout = min(timeout, MAX_SECONDS)  # a foreign record's 1e300 must not overflow a timer
         return Call(func_name, args, kwargs, timeout, self.settings.isolates(delivery.queue))
 
     def run(self, call: Call) -> Outcome:
@@ -198,7 +203,7 @@ class Runner:
         elapsed = time.monotonic() - started
         if child.timed_out:
             message = f"job exceeded its timeout of {call.timeout:g}s; its process was killed"
-            error = ErrorInfo(TIMEOUT_TYPE, message, "")
+            error = ErrorInfo(TIMEOUT_TYPE, message, "", types=_TIMEOUT_TYPES)
             return Outcome(
                 JobStatus.TIMEOUT, error=error, func_name=call.func_name, elapsed=elapsed
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import socket
@@ -63,7 +64,26 @@ class WorkerSettings:
         names = tuple(validate_queue_name(n) for n in queue_names)
         check_seconds("lease_ttl", lease_ttl, minimum=1.0, maximum=MAX_SECONDS)
         check_seconds("idle_wait", idle_wait, minimum=0.01)
-        check_seconds("default_timeout", default_timeout, minimum=0.001)
+        check_seconds("default_timeout", default_timeout, minimum=0.001, maximum=MAX_SECONDS)
+        for label, ttl in (("result_ttl", result_ttl), ("failure_ttl", failure_ttl)):
+            if (
+                not isinstance(ttl, int | float)
+                or isinstance(ttl, bool)
+                or not math.isfinite(ttl)
+                or (ttl < 0 and ttl != -1)
+            ):
+                raise ConfigurationError(
+                    f"{label} must be seconds >= 0, or -1 to keep records forever, not {ttl!r}"
+                )
+        if max_payload_size is not None and (
+            not isinstance(max_payload_size, int)
+            or isinstance(max_payload_size, bool)
+            or max_payload_size < 0
+        ):
+            raise ConfigurationError(
+                f"max_payload_size must be a whole number of bytes >= 0 (0: no cap), "
+                f"not {max_payload_size!r}"
+            )
         if not isinstance(max_attempts, int) or isinstance(max_attempts, bool) or max_attempts < 0:
             raise ConfigurationError(
                 f"max_attempts must be a whole number >= 0 (0: no limit), not {max_attempts!r}"

@@ -39,6 +39,8 @@ class Shutdown:
         self.guard = guard
         self._grace_over = False
         self._timer: threading.Timer | None = None
+        self._handler = self._handle  # one bound method, so identity checks work
+        self._installed = False
 
     def install(self) -> Callable[[], None]:
         """Install the SIGTERM/SIGINT handlers (main thread only); return their undo."""
@@ -46,13 +48,33 @@ class Shutdown:
             return lambda: None
         previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
         for sig in previous:
-            signal.signal(sig, self._handle)
+            signal.signal(sig, self._handler)
+        self._installed = True
 
         def restore() -> None:
+            self._installed = False
             for sig, old in previous.items():
                 signal.signal(sig, old)
 
         return restore
+
+    def ensure_installed(self) -> None:
+        """Before each job: put the handlers back if the last job (or a library) replaced them.
+
+        Otherwise one job that reset SIGTERM would turn graceful shutdown off
+        for the rest of the worker's run.
+        """
+        if not self._installed:
+            return
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            if signal.getsignal(sig) is not self._handler:
+                signal.signal(sig, self._handler)
+                logger.warning(
+                    "worker %s: a job replaced the %s handler; put back so that graceful "
+                    "shutdown keeps working",
+                    self.worker_name,
+                    signal.Signals(sig).name,
+                )
 
     def close(self) -> None:
         """Cancel the grace timer, if one runs."""

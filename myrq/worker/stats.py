@@ -17,12 +17,13 @@ class WorkerStats:
     finished: int = 0
     failed: int = 0
     timed_out: int = 0
+    retried: int = 0  # failed runs that will run again
     skipped: int = 0  # ids taken off a queue without a runnable record
     lost_leases: int = 0  # outcomes discarded because another worker took the job over
 
     @property
     def processed(self) -> int:
-        return self.finished + self.failed + self.timed_out
+        return self.finished + self.failed + self.timed_out + self.retried
 
     def count(self, status: JobStatus) -> None:
         """Count one recorded outcome."""

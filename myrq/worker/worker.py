@@ -26,10 +26,12 @@ from contextlib import contextmanager
 
 from myrq import config
 from myrq.backends import Broker, Delivery
+from myrq.cron import schedule_next
 from myrq.durations import ttl_for_broker
+from myrq.exceptions import BrokerError, InvalidJobError
 from myrq.queue import Queue
 from myrq.registry import AllowList, FunctionRegistry, registry
-from myrq.schema import F_STATUS, format_number, format_time
+from myrq.schema import F_CRON, F_STATUS, format_number, format_time
 from myrq.serializers import Serializer
 from myrq.status import JobStatus
 from myrq.worker.alarm import JobAlarm
@@ -226,6 +228,9 @@ class Worker:
 
     def _process(self, delivery: Delivery, outbox: Outbox) -> float:
         """Run the outbox's running job and hold its outcome there; return its run time."""
+        if F_CRON in (delivery.fields or {}):
+            self._schedule_next(delivery)
+        self._shutdown.ensure_installed()
         prepared = self._runner.prepare(delivery)
         if isinstance(prepared, Call):
             if logger.isEnabledFor(logging.DEBUG):
@@ -248,6 +253,19 @@ class Worker:
         outbox.add(delivery, outcome)
         return outcome.elapsed
 
+    def _schedule_next(self, delivery: Delivery) -> None:
+        """A periodic schedule's job: schedule the next one first, so a crash cannot end it."""
+        keys = self.settings.secret_keys
+        try:
+            schedule_next(self.broker, delivery, keys[0] if keys else None)
+        except (BrokerError, InvalidJobError, ValueError, KeyError) as exc:
+            logger.error(
+                "worker %s: could not schedule the next run of periodic job %s: %s",
+                self.name,
+                delivery.job_id,
+                exc,
+            )
+
     def _known_quick(self, func_name: str) -> bool:
         return self._durations.get(func_name, QUICK) < QUICK
 
@@ -257,7 +275,13 @@ class Worker:
 
     def _skip(self, delivery: Delivery) -> None:
         self.stats.skipped += 1
-        if delivery.fields is None:
+        if delivery.note == "expired":
+            logger.warning(
+                "%s: job %s was not started within its ttl: canceled, not run",
+                delivery.queue,
+                delivery.job_id,
+            )
+        elif delivery.fields is None:
             logger.warning(
                 "queue %s held id %s, which has no job record (expired or deleted); dropped the id",
                 delivery.queue,

@@ -38,23 +38,27 @@ local function clock()
          t[1] .. '.' .. string.format('%06d', tonumber(t[2]))
 end
 
--- HSET the field/value pairs ARGV[first..last], plus one more pair if given,
--- in slices: unpack() cannot take a record of thousands of fields at once.
+-- HSET the field/value pairs ARGV[first..last], then one more pair if given
+-- (it wins over the same field in ARGV), in slices: unpack() cannot take a
+-- record of thousands of fields at once.
 local SLICE = 400
 local function hset_argv(key, first, last, field, value)
   local i = first
   while i <= last do
     local stop = math.min(i + SLICE - 1, last)
-    if field and stop == last then
-      redis.call('HSET', key, field, value, unpack(ARGV, i, stop))
-      field = nil
-    else
-      redis.call('HSET', key, unpack(ARGV, i, stop))
-    end
+    redis.call('HSET', key, unpack(ARGV, i, stop))
     i = stop + 1
   end
   if field then
     redis.call('HSET', key, field, value)
+  end
+end
+
+-- Push a wake-up token for idle workers, keeping the list at most cap long.
+-- Best effort: a foreign key of another type there must not stop the step.
+local function wake(nkey, cap)
+  if type(redis.pcall('RPUSH', nkey, '1')) == 'number' then
+    redis.pcall('LTRIM', nkey, -cap, -1)
   end
 end
 
@@ -64,6 +68,5 @@ local function requeue(id, jkey, qkey, nkey, cap, front)
   redis.call('HSET', jkey, 'status', 'pending')
   redis.call('HDEL', jkey, 'lease', 'worker', 'started_at')
   redis.call(front and 'LPUSH' or 'RPUSH', qkey, id)
-  redis.call('RPUSH', nkey, '1')
-  redis.call('LTRIM', nkey, -cap, -1)
+  wake(nkey, cap)
 end

@@ -7,7 +7,7 @@
 --       field (-1: keep forever); then, to repair, the ids to check.
 -- Returns a list of {id, queue or false, outcome, attempts}; outcome is
 -- requeued, failed, missing (no record), or blocked (its queue key is not a
--- list: nothing was changed).
+-- list: nothing was changed but the lease, pushed a minute on).
 -- Job, queue and notify keys are named from the prefix of KEYS[1] and the
 -- job's 'queue' field: under Redis Cluster they share the prefix's hash slot.
 -- First write: ZREM of the lease. Every key is checked before it.
@@ -32,7 +32,7 @@ end
 local out = {}
 for _, id in ipairs(ids) do
   local jkey = prefix .. 'job:' .. id
-  local ok, cur = pcall(redis.call, 'HMGET', jkey, 'queue', 'attempts', 'batch', 'failure_ttl')
+  local ok, cur = pcall(redis.call, 'HMGET', jkey, 'queue', 'attempts', 'batch', 'failure_ttl', 'waiters')
   if not ok or redis.call('EXISTS', jkey) == 0 then
     cur = false -- no record (or not a hash, which no myrq client writes)
   end
@@ -43,8 +43,11 @@ for _, id in ipairs(ids) do
     redis.call('ZREM', KEYS[1], id)
     out[#out + 1] = {id, false, 'missing', 0}
   elseif qtype ~= 'list' and qtype ~= 'none' then
-    -- Its queue key was overwritten by something else: change nothing (the
-    -- lease stays, so it is reported again) until an operator repairs the key.
+    -- Its queue key was overwritten by something else: change nothing but the
+    -- lease's deadline, a minute on, so that it is reported again then and
+    -- never keeps other expired leases from being reaped.
+    redis.call('ZREM', KEYS[1], id)
+    redis.call('ZADD', KEYS[1], now_ms + 60000, id)
     out[#out + 1] = {id, queue, 'blocked', count_of(cur[2])}
   else
     redis.call('ZREM', KEYS[1], id)
@@ -61,6 +64,10 @@ for _, id in ipairs(ids) do
       redis.call('HSET', jkey, 'status', 'failed', 'ended_at', now_s,
                  'error', string.format(ARGV[4], attempts))
       redis.call('HDEL', jkey, 'lease')
+      if cur[5] == '1' then  -- a client waits for it to end
+        redis.call('RPUSH', prefix .. 'done:' .. id, '1')
+        redis.call('PEXPIRE', prefix .. 'done:' .. id, 60000)
+      end
       if ttl_ms == 0 then
         redis.call('DEL', jkey)
       elseif ttl_ms > 0 then

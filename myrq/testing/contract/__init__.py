@@ -27,7 +27,7 @@ the built-in brokers and for any broker on a :class:`~myrq.backends.store.Store`
 Times used here are short (leases of a few hundred ms) but each check allows
 generous slack, so the suite is not flaky on a loaded machine. The tests are
 grouped by area, one module each (producing, consuming, leases, batches,
-inspecting, robustness); :class:`BrokerContract` combines them all.
+inspecting, robustness, timing); :class:`BrokerContract` combines them all.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ from myrq.testing.contract.kit import BrokerHooks
 from myrq.testing.contract.leases import LeaseContract
 from myrq.testing.contract.producing import ProducingContract
 from myrq.testing.contract.robustness import RobustnessContract
+from myrq.testing.contract.timing import TimingContract
 
 __all__ = ["BrokerContract", "BrokerHooks"]
 
@@ -57,5 +58,6 @@ class BrokerContract(
     BatchContract,
     InspectingContract,
     RobustnessContract,
+    TimingContract,
 ):
     """Every contract test; subclass it and write :meth:`make_broker` and the hooks."""

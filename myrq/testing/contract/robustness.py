@@ -132,6 +132,11 @@ class RobustnessContract(BrokerHooks):
         assert broker.enqueue_many([EnqueueRequest("q", "a", fields)]) == []
         assert broker.queued_ids("q") == ["a"]
         assert broker.enqueue_many([EnqueueRequest("q", "a", record(7))]) == ["a"]
+        # Even once the job ran, a late resend does not run it again.
+        [d] = broker.dequeue(["q"], W, 30)
+        assert broker.finish("a", d.token or "", {"status": b"finished"}, None)
+        broker.enqueue("q", "a", fields)
+        assert broker.queued_ids("q") == [] and broker.get("a")["status"] == b"finished"  # type: ignore[index]
 
     # -- renewing many, repairing -------------------------------------------------------
 
@@ -147,6 +152,16 @@ class RobustnessContract(BrokerHooks):
         ]
         time.sleep(0.8)
         assert [r.job_id for r in broker.reap(max_attempts=0)] == ["b"]
+
+    def test_a_renewal_puts_back_a_lease_lost_with_the_lease_set(self, broker: Broker) -> None:
+        """So a live worker keeps its job, and a repair finds only the dead workers' jobs."""
+        put(broker, "a")
+        _, token = claim_one(broker)
+        self.drop_lease_only(broker, "a")
+        assert broker.renew("a", token, 30)
+        assert broker.lease_deadline("a") is not None
+        assert broker.repair(["a"], max_attempts=3) == []
+        assert broker.finish("a", token, {"status": b"finished"}, None)
 
     def test_repair_requeues_running_jobs_that_hold_no_lease(self, broker: Broker) -> None:
         for name in ("a", "b", "c"):

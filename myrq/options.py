@@ -1,0 +1,194 @@
+"""Job options: one set of names, RQ's where RQ has one, checked once.
+
+Every way to enqueue ends here: ``Queue.enqueue_call(func, args, kwargs,
+timeout=..., retry=...)`` names each option; ``Queue.enqueue(func, *args,
+**kwargs)`` takes the same options under RQ's keyword names (``job_timeout``,
+``job_id``, ``result_ttl``, ...) and passes everything else to the function.
+Durations may be seconds, a ``timedelta`` or a string (``"90s"``, ``"5m"``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from myrq.durations import parse_duration
+from myrq.exceptions import InvalidJobError
+from myrq.ids import validate_job_id
+from myrq.retry import Retry
+
+#: Keywords of ``Queue.enqueue`` that are job options, and the option each sets.
+#: RQ's names, plus myrq's earlier ``job_*`` spellings.
+ENQUEUE_KEYWORDS = {
+    "job_timeout": "timeout",
+    "job_id": "job_id",
+    "description": "description",
+    "result_ttl": "result_ttl",
+    "failure_ttl": "failure_ttl",
+    "ttl": "ttl",
+    "at_front": "at_front",
+    "retry": "retry",
+    "job_result_ttl": "result_ttl",
+    "job_failure_ttl": "failure_ttl",
+    "job_description": "description",
+}
+#: RQ keywords myrq does not take, and what to use instead.
+UNSUPPORTED = {
+    "pipeline": "myrq does not enqueue through a redis-py pipeline: use Queue.enqueue_many "
+    "(one round trip) or defer_until_commit",
+    "repeat": "myrq repeats jobs with periodic schedules: Queue.cron(...)",
+}
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    """The options of one job, checked: see :meth:`myrq.Queue.enqueue_call`."""
+
+    timeout: float | None = None
+    job_id: str | None = None
+    description: str | None = None
+    result_ttl: float | None = None
+    failure_ttl: float | None = None
+    ttl: float | None = None
+    at_front: bool = False
+    retry: Retry | None = None
+    at: float | None = None  # seconds since the epoch
+    delay: float | None = None
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        timeout: object = None,
+        job_id: object = None,
+        description: object = None,
+        result_ttl: object = None,
+        failure_ttl: object = None,
+        ttl: object = None,
+        at_front: object = False,
+        retry: object = None,
+        at: object = None,
+        delay: object = None,
+    ) -> JobOptions:
+        """Check and convert what a user wrote.
+
+        Raises:
+            InvalidJobError: a value that is not one the option takes, named.
+        """
+        if description is not None and not isinstance(description, str):
+            raise InvalidJobError(f"description must be a str, not {type(description).__name__}")
+        if not isinstance(at_front, bool):
+            raise InvalidJobError(f"at_front must be True or False, not {at_front!r}")
+        if at is not None and delay is not None:
+            raise InvalidJobError("give a job either a time (at) or a delay, not both")
+        return cls(
+            timeout=None if timeout is None else _positive(timeout, "timeout"),
+            job_id=None if job_id is None else validate_job_id(job_id),
+            description=description,
+            result_ttl=None if result_ttl is None else _ttl(result_ttl, "result_ttl"),
+            failure_ttl=None if failure_ttl is None else _ttl(failure_ttl, "failure_ttl"),
+            ttl=None if ttl is None else _positive(ttl, "ttl"),
+            at_front=at_front,
+            retry=Retry.of(retry),
+            at=None if at is None else when(at),
+            delay=None if delay is None else parse_duration(delay, "delay"),
+        )
+
+
+def split_enqueue_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Take the job options out of ``Queue.enqueue``'s keywords (the rest go to the function)."""
+    for name, hint in UNSUPPORTED.items():
+        if name in kwargs:
+            raise InvalidJobError(f"enqueue(..., {name}=...): {hint}")
+    return {ENQUEUE_KEYWORDS[k]: kwargs.pop(k) for k in list(kwargs) if k in ENQUEUE_KEYWORDS}
+
+
+def check_call(
+    func: Callable[..., Any],
+    args: Sequence[Any],
+    kwargs: Mapping[str, Any],
+    options: Mapping[str, Any],
+) -> None:
+    """Refuse a call that ``func``'s signature cannot take, now rather than in the worker.
+
+    ``options`` are the job options ``Queue.enqueue`` took out of the keywords:
+    if ``func`` has a parameter of the same name, which one was meant is unclear,
+    so that is refused too.
+
+    Raises:
+        InvalidJobError: the arguments do not bind, or an option shadows a parameter.
+    """
+    signature = _signature(func)
+    if signature is None:
+        return
+    name = getattr(func, "__qualname__", repr(func))
+    shadowed = [k for k in options if k in signature.parameters] + [
+        kw for kw, opt in ENQUEUE_KEYWORDS.items() if opt in options and kw in signature.parameters
+    ]
+    if shadowed:
+        raise InvalidJobError(
+            f"{name}() has a parameter {shadowed[0]!r}, which enqueue() reads as a job option; "
+            f"use enqueue_call({name}, args=..., kwargs={{{shadowed[0]!r}: ...}}) to pass it to "
+            "the function"
+        )
+    try:
+        signature.bind(*args, **kwargs)
+    except TypeError as exc:
+        raise InvalidJobError(
+            f"{name}() cannot take these arguments: {exc}. If a keyword is meant as a job "
+            f"option, its name is one of {', '.join(sorted(ENQUEUE_KEYWORDS))}"
+        ) from None
+
+
+_signatures: dict[Any, inspect.Signature | None] = {}
+
+
+def _signature(func: Callable[..., Any]) -> inspect.Signature | None:
+    try:
+        return _signatures[func]
+    except (KeyError, TypeError):
+        pass
+    try:
+        found: inspect.Signature | None = inspect.signature(func)
+    except (TypeError, ValueError):  # some builtins have none
+        found = None
+    if len(_signatures) < 10_000:
+        with contextlib.suppress(TypeError):  # unhashable: looked up again next time
+            _signatures[func] = found
+    return found
+
+
+def when(value: object) -> float:
+    """A point in time as seconds since the epoch: an aware ``datetime``, or a number.
+
+    Raises:
+        InvalidJobError: a naive ``datetime`` (say which zone: ``datetime.now(UTC)``,
+            or ``tzinfo=ZoneInfo(...)``), or anything else.
+    """
+    if isinstance(value, datetime):
+        if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
+            raise InvalidJobError(
+                f"a naive datetime ({value.isoformat()}) has no time zone, so when it is "
+                "depends on the machine: give tzinfo (datetime.now(UTC), ZoneInfo('Europe/Paris'))"
+            )
+        return value.astimezone(UTC).timestamp()
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    raise InvalidJobError(
+        f"a time must be an aware datetime or seconds since the epoch, not {value!r}"
+    )
+
+
+def _positive(value: object, name: str) -> float:
+    seconds = parse_duration(value, name)
+    if seconds <= 0:
+        raise InvalidJobError(f"{name} must be longer than 0 seconds, not {value!r}")
+    return seconds
+
+
+def _ttl(value: object, name: str) -> float:
+    return parse_duration(value, name, forever=True)
