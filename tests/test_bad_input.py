@@ -13,6 +13,7 @@ from myrq import (
     InvalidJobError,
     Queue,
     SerializationError,
+    Worker,
     configure,
 )
 from myrq.backends import Broker, MemoryBroker, RedisBroker, broker_from_url
@@ -224,3 +225,27 @@ def test_rq_option_names_are_options_never_arguments() -> None:
     assert job.kwargs == {} and job.args == [1, 2]
     assert job.retry is not None and job.retry.max == 3 and job.timeout == 300
     assert q.job_ids[0] == job.id  # at the front
+
+
+@pytest.mark.parametrize("ttl", [10**400, 1e300, float("inf")])
+def test_a_huge_ttl_is_cut_to_ten_years(ttl: object) -> None:
+    job = Queue("default", broker=MemoryBroker()).enqueue_call(
+        jobs.add, (1, 2), failure_ttl=ttl, result_ttl=ttl
+    )
+    assert job.failure_ttl == job.result_ttl == 10 * 365 * 24 * 3600
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("result_ttl", "60"),
+        ("failure_ttl", "x"),
+        ("result_ttl", -5),
+        ("max_payload_size", "x"),
+        ("max_payload_size", -1),
+        ("default_timeout", 1e300),
+    ],
+)
+def test_worker_settings_are_checked_when_the_worker_is_made(option: str, value: object) -> None:
+    with pytest.raises(ConfigurationError, match=option):
+        Worker(["default"], broker=MemoryBroker(), **{option: value})  # type: ignore[arg-type]

@@ -169,3 +169,19 @@ def test_workers_info_and_job_show_leases_and_live_workers(
     job = myrq("job", "j1", "--broker", redis_server.url).stdout
     assert "worker: alive-1 (gone" in job
     assert "lease: alive-1:" in myrq("job", "j1", "--raw", "--broker", redis_server.url).stdout
+
+
+def test_repair_leaves_jobs_of_live_workers_to_their_heartbeat(
+    redis_server: RedisServer, redis_client: redis.Redis
+) -> None:
+    from myrq.backends import RedisBroker
+
+    broker = RedisBroker(redis_client, url=redis_server.url)
+    broker.enqueue("default", "mine", {"func": b"{}", "queue": b"default"})
+    broker.dequeue(["default"], "alive-w", 30)
+    broker.register_worker("alive-w", {"pid": b"1"}, 30)
+    redis_client.delete("myrq:leases")
+    out = myrq("repair", "--broker", redis_server.url).stdout
+    assert "held by live worker alive-w" in out and "nothing to repair" in out
+    rec = broker.get("mine")
+    assert rec is not None and rec["status"] == b"running"

@@ -10,6 +10,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -251,3 +252,37 @@ def test_blocked_leases_do_not_keep_others_from_being_reaped(
     assert [(r.job_id, r.outcome) for r in rbroker.reap(max_attempts=3, limit=3)] == [
         ("fine", "requeued")
     ]
+
+
+def test_a_large_batch_cut_short_by_a_full_redis_says_what_was_stored(
+    rbroker: RedisBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    q = Queue("q", broker=rbroker)
+    batch = [q.prepare(jobs.add, (i, i)) for i in range(1200)]  # sent in parts of 500
+    real = RedisBroker._enqueue_chunk
+    calls: list[int] = []
+
+    def full_after_the_first_part(self: RedisBroker, requests: Any) -> Any:
+        calls.append(len(requests))
+        if len(calls) > 1:
+            raise BrokerFullError("Redis is full")
+        return real(self, requests)
+
+    monkeypatch.setattr(RedisBroker, "_enqueue_chunk", full_after_the_first_part)
+    with pytest.raises(BrokerFullError, match="the first 500 job") as info:
+        q.enqueue_many(batch)
+    assert info.value.stored_ids == [j.id for j in batch[:500]]
+    assert q.count == 500
+
+
+def test_an_isolated_job_whose_record_says_a_huge_timeout_still_runs(
+    rbroker: RedisBroker,
+) -> None:
+    rbroker.enqueue(
+        "default",
+        "huge",
+        {"func": b'{"func_name":"tests.jobs.add","args":[1,2],"kwargs":{}}', "timeout": b"1e300"},
+    )
+    Worker(["default"], broker=rbroker, isolate=True, allow=["tests"]).work(burst=True)
+    rec = rbroker.get("huge")
+    assert rec is not None and rec["status"] == b"finished"

@@ -107,3 +107,34 @@ def test_the_timer_is_disarmed_even_when_the_alarm_lands_in_its_clean_up() -> No
         alarm.uninstall()
         if saved[0] > 0:
             signal.setitimer(signal.ITIMER_REAL, *saved)
+
+
+def test_a_job_that_resets_sigterm_does_not_turn_graceful_shutdown_off(
+    broker: Broker, caplog: pytest.LogCaptureFixture
+) -> None:
+    q = Queue("default", broker=broker)
+    q.enqueue(signaljobs.reset_sigterm)
+    after = q.enqueue(signaljobs.sigterm_is_handled)
+    handler = signal.getsignal(signal.SIGTERM)
+    Worker(["default"], broker=broker, allow=["tests"]).work(burst=True)
+    assert after.get_status() is JobStatus.FINISHED and after.result is True
+    assert "replaced the SIGTERM handler" in caplog.text
+    assert signal.getsignal(signal.SIGTERM) is handler
+
+
+def test_an_isolated_job_that_returned_counts_as_returned_when_a_shutdown_lands(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The second signal lands just as the parent finds the child done: the result is kept."""
+    from myrq.serializers import JSONSerializer
+    from myrq.worker import isolation
+
+    real_wait = isolation._Child.wait
+
+    def wait_then_shutdown(self: Any, deadline: float) -> int | None:
+        real_wait(self, deadline)  # the child exited with its whole report...
+        raise ShutdownNow  # ...and now the signal's handler runs
+
+    monkeypatch.setattr(isolation._Child, "wait", wait_then_shutdown)
+    outcome = isolation.run_isolated(lambda: lambda: 42, [], {}, JSONSerializer(), 10)
+    assert outcome.result == b"42" and outcome.error is None and not outcome.timed_out

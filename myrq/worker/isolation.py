@@ -212,6 +212,8 @@ class _Child:
         self.eof = not chunk
 
     def _reaped(self) -> int | None:
+        if self.status is not None:
+            return self.status  # reaped already: its pid may be someone else's now
         pid, status = os.waitpid(self.pid, os.WNOHANG)
         if pid:
             self.status = status

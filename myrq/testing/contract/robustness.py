@@ -35,7 +35,9 @@ class RobustnessContract(BrokerHooks):
         rec = broker.get("a")
         assert rec is not None and rec["attempts"] == next_attempt
 
-    @pytest.mark.parametrize("stored", [b"inf", b"nan", b"1e999", b"-", b"x", b"99999999999999"])
+    @pytest.mark.parametrize(
+        "stored", [b"inf", b"nan", b"1e999", b"-", b"x", b"99999999999999", b"9" * 400]
+    )
     def test_a_garbled_or_huge_failure_ttl_never_stops_a_reap(
         self, broker: Broker, stored: bytes
     ) -> None:
@@ -93,6 +95,25 @@ class RobustnessContract(BrokerHooks):
         assert kept or time.monotonic() - started > 0.001  # gone only once 1 ms has passed
         time.sleep(0.05)
         assert broker.get("a") is None
+
+    @pytest.mark.parametrize(
+        "fields",
+        [{"func": 7}, {"func": "text"}, {"func": None}, {7: b"x"}, None],
+    )
+    def test_record_fields_must_be_str_names_and_bytes_values(
+        self, broker: Broker, fields: object
+    ) -> None:
+        with pytest.raises(InvalidArgumentError, match="fields must"):
+            broker.enqueue("q", "a", fields)  # type: ignore[arg-type]
+        assert broker.get("a") is None and broker.queued_ids("q") == []
+        put(broker, "b")
+        _, token = claim_one(broker)
+        with pytest.raises(InvalidArgumentError, match="fields must"):
+            broker.finish("b", token, fields, None)  # type: ignore[arg-type]
+        with pytest.raises(InvalidArgumentError, match="job id"):
+            broker.enqueue("q", None, record())  # type: ignore[arg-type]
+        with pytest.raises(InvalidArgumentError, match="limit"):
+            broker.reap(max_attempts=3, limit=10**20)
 
     # -- the lease token after finish -------------------------------------------------
 
