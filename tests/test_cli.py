@@ -185,3 +185,20 @@ def test_repair_leaves_jobs_of_live_workers_to_their_heartbeat(
     assert "held by live worker alive-w" in out and "nothing to repair" in out
     rec = broker.get("mine")
     assert rec is not None and rec["status"] == b"running"
+
+
+def test_enqueue_later_and_list_and_remove_schedules(capsys: pytest.CaptureFixture[str]) -> None:
+    url = "memory://cli-time"
+    assert main(["enqueue", "tests.jobs.add", "1", "2", "--delay", "1h", "--retry", "2",
+                 "--job-id", "later", "--broker", url]) == 0  # fmt: skip
+    assert main(["job", "later", "--broker", url]) == 0
+    assert "status: scheduled" in capsys.readouterr().out
+    from myrq import Queue
+
+    Queue("default", broker=url).cron("*/5 * * * *", "tests.jobs.add", args=[1, 2], name="five")
+    assert main(["cron", "--broker", url]) == 0
+    assert "default/five: tests.jobs.add */5 * * * * (UTC); next 20" in capsys.readouterr().out
+    assert main(["cron", "default", "--remove", "five", "--broker", url]) == 0
+    assert main(["cron", "--broker", url]) == 0
+    assert "no periodic schedules" in capsys.readouterr().out
+    assert main(["cron", "--remove", "five", "--broker", url]) == 1  # needs its queue

@@ -17,8 +17,16 @@ def add_commands(sub: argparse._SubParsersAction[Parser]) -> None:
     p.add_argument("args", nargs="*", metavar="ARG", help="positional arguments, each as JSON")
     p.add_argument("--kwargs", metavar="JSON", help="keyword arguments as a JSON object")
     p.add_argument("--queue", default="default", metavar="NAME")
-    p.add_argument("--timeout", type=float, metavar="SECONDS")
+    p.add_argument("--timeout", metavar="DURATION", help="how long it may run: 30, 90s, 5m")
     p.add_argument("--job-id", metavar="ID")
+    p.add_argument("--delay", metavar="DURATION", help="run it after this long (e.g. 10m)")
+    p.add_argument("--retry", type=int, metavar="N", help="retry it up to N times if it fails")
+    p.add_argument("--at-front", action="store_true", help="put it at the head of its queue")
+    add_common(p)
+
+    p = sub.add_parser("cron", help="list the periodic schedules, or remove one")
+    p.add_argument("queues", nargs="*", metavar="QUEUE", help="queues (default: all)")
+    p.add_argument("--remove", metavar="NAME", help="remove this schedule (give its QUEUE)")
     add_common(p)
 
     p = sub.add_parser(
@@ -43,9 +51,36 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
         raise MyrqError(f"--kwargs must be a JSON object, not {args.kwargs!r}")
     queue = Queue(args.queue, broker=broker_of(args), serializer=args.serializer)
     job = queue.enqueue_call(
-        args.func, args=positional, kwargs=kwargs, timeout=args.timeout, job_id=args.job_id
+        args.func,
+        args=positional,
+        kwargs=kwargs,
+        timeout=args.timeout,
+        job_id=args.job_id,
+        delay=args.delay,
+        retry=args.retry,
+        at_front=args.at_front,
     )
     print(job.id)
+    return 0
+
+
+def cmd_cron(args: argparse.Namespace) -> int:
+    broker = broker_of(args)
+    if args.remove:
+        if len(args.queues) != 1:
+            raise MyrqError(
+                "--remove NAME needs the schedule's queue: myrq cron QUEUE --remove NAME"
+            )
+        removed = Queue(args.queues[0], broker=broker).remove_cron(args.remove)
+        print(f"removed {args.queues[0]}/{args.remove}" if removed else "no such schedule")
+        return 0 if removed else 1
+    found = False
+    for name in args.queues or broker.queue_names():
+        for schedule in Queue(name, broker=broker).cron_jobs():
+            found = True
+            print(f"  {schedule}")
+    if not found:
+        print("no periodic schedules")
     return 0
 
 
@@ -89,4 +124,4 @@ def cmd_repair(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"enqueue": cmd_enqueue, "repair": cmd_repair}
+COMMANDS = {"enqueue": cmd_enqueue, "repair": cmd_repair, "cron": cmd_cron}
