@@ -246,6 +246,21 @@ class SQLiteTxn(Txn):
         sql = "SELECT member FROM zset_items WHERE key = ? ORDER BY score, member"
         return [row[0] for row in self.db.execute(sql, (key,))]
 
+    def zcount_above(self, key: str, score: float) -> int:
+        sql = "SELECT COUNT(*) FROM zset_items WHERE key = ? AND score > ?"
+        return int(self.db.execute(sql, (key, score)).fetchone()[0])
+
+    def zrange_above(self, key: str, score: float, offset: int, limit: int) -> list[str]:
+        sql = (
+            "SELECT member FROM zset_items WHERE key = ? AND score > ? "
+            "ORDER BY score, member LIMIT ? OFFSET ?"
+        )
+        return [row[0] for row in self.db.execute(sql, (key, score, limit, offset))]
+
+    def zremrange_below(self, key: str, score: float) -> int:
+        sql = "DELETE FROM zset_items WHERE key = ? AND score <= ?"
+        return self.db.execute(sql, (key, score)).rowcount
+
     def zrange_with_scores(self, key: str, limit: int) -> list[tuple[str, float]]:
         sql = "SELECT member, score FROM zset_items WHERE key = ? ORDER BY score, member LIMIT ?"
         return [(row[0], float(row[1])) for row in self.db.execute(sql, (key, limit))]

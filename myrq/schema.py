@@ -68,13 +68,40 @@ F_EXPIRES_AT = "expires_at"
 F_AT_FRONT = "at_front"
 #: ``1`` while a client waits for the job to end (see ``Broker.wait_for_end``).
 F_WAITERS = "waiters"
+#: Dependencies: the ids a job waits for (JSON list), how many have not ended,
+#: whether it runs when one fails; on a parent, ``1`` once a job waits for it.
+F_DEPENDS_ON = "depends_on"
+F_PENDING_DEPS = "pending_deps"
+F_ALLOW_FAILURE = "allow_failure"
+F_HAS_DEPENDENTS = "has_dependents"
+#: A deferred job's ttl (ms), applied from when its dependencies are met.
+F_TTL_MS = "ttl_ms"
+#: ``1`` once someone asked the worker running the job to stop it.
+F_STOP = "stop"
+#: The job's meta (the serializer's encoding of a dict); see ``Job.meta``.
+F_META = "meta"
+#: Callbacks run by the worker after the outcome is recorded (function names),
+#: and the error a callback raised.
+F_ON_SUCCESS = "on_success"
+F_ON_FAILURE = "on_failure"
+F_ON_STOPPED = "on_stopped"
+F_CALLBACK_ERROR = "callback_error"
 #: On a job made by a periodic schedule: the schedule's name and version.
 F_CRON = "cron"
 F_CRON_VERSION = "cron_version"
 
 #: Fields a signature covers (see :mod:`myrq.signing`): whatever decides what
 #: runs and how. A field added here must be one that older records may lack.
-SIGNED_FIELDS = (F_PAYLOAD, F_TIMEOUT, F_RESULT_TTL, F_FAILURE_TTL, F_RETRY)
+SIGNED_FIELDS = (
+    F_PAYLOAD,
+    F_TIMEOUT,
+    F_RESULT_TTL,
+    F_FAILURE_TTL,
+    F_RETRY,
+    F_ON_SUCCESS,
+    F_ON_FAILURE,
+    F_ON_STOPPED,
+)
 
 # -- statuses as stored ----------------------------------------------------------
 
@@ -85,13 +112,15 @@ S_FINISHED = JobStatus.FINISHED.value.encode()
 S_FAILED = JobStatus.FAILED.value.encode()
 S_TIMEOUT = JobStatus.TIMEOUT.value.encode()
 S_CANCELED = JobStatus.CANCELED.value.encode()
+S_DEFERRED = JobStatus.DEFERRED.value.encode()
+S_STOPPED = JobStatus.STOPPED.value.encode()
 
 #: Statuses an enqueue of the same id refuses to replace.
-LIVE = frozenset({S_SCHEDULED, S_PENDING, S_RUNNING})
+LIVE = frozenset({S_SCHEDULED, S_DEFERRED, S_PENDING, S_RUNNING})
+#: Statuses in which a job has ended: waiters are told; each has a registry.
+ENDED = frozenset({S_FINISHED, S_FAILED, S_TIMEOUT, S_CANCELED, S_STOPPED})
 #: Statuses a claim skips: the id is dropped from the queue and reported.
-UNCLAIMABLE = frozenset({S_SCHEDULED, S_RUNNING, S_FINISHED, S_FAILED, S_TIMEOUT, S_CANCELED})
-#: Statuses in which a job has ended: waiters are told.
-ENDED = frozenset({S_FINISHED, S_FAILED, S_TIMEOUT, S_CANCELED})
+UNCLAIMABLE = frozenset({S_SCHEDULED, S_DEFERRED, S_RUNNING} | ENDED)
 
 # -- numbers -------------------------------------------------------------------
 

@@ -117,3 +117,31 @@ def job_id(value: object) -> str:
     if not isinstance(value, str) or not value:
         raise InvalidArgumentError(f"a job id must be a non-empty str, not {value!r}")
     return value
+
+
+_STATES = frozenset(
+    ("scheduled", "deferred", "pending", "running", "finished", "failed", "timeout",
+     "canceled", "stopped")
+)  # fmt: skip
+
+
+def state(value: object) -> str:
+    """A registry's state: one of ``myrq.backends.control.REGISTRY_STATES``."""
+    if value not in _STATES:
+        raise InvalidArgumentError(
+            f"there is no registry of state {value!r}: use one of {', '.join(sorted(_STATES))}"
+        )
+    return str(value)
+
+
+def missing_parents(missing: list[tuple[str, str]], total: int) -> str:
+    """The error for jobs whose dependencies do not exist: ``(job id, parent id)`` pairs."""
+    listed = ", ".join(f"{job!r} (depends on {parent!r})" for job, parent in missing[:5])
+    more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+    others = total - len(missing)
+    stored = f"; the other {others} job(s) of this call were handled" if others else ""
+    return (
+        f"cannot enqueue {listed}{more}: no job with that id exists (never enqueued, deleted,"
+        f" or its record expired){stored}. Enqueue the dependency first, or keep its record"
+        " longer (result_ttl)"
+    )

@@ -21,6 +21,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 
+from myrq.backends.control import ControlSteps
 from myrq.backends.values import (
     CronEntry,
     CronJob,
@@ -31,10 +32,10 @@ from myrq.backends.values import (
     Reaped,
 )
 from myrq.exceptions import JobExistsError
-from myrq.schema import ENDED, F_STATUS
+from myrq.schema import F_STATUS, F_STOP
 
 
-class Broker(ABC):
+class Broker(ControlSteps, ABC):
     """Storage for jobs and queues. Subclass it to add a backend.
 
     Thread safety: a broker instance is shared by a worker's main thread and
@@ -165,9 +166,19 @@ class Broker(ABC):
             was reaped, or the job was deleted); nothing was changed.
         """
 
-    def renew_many(self, held: Sequence[tuple[str, str]], lease: float) -> list[bool]:
-        """:meth:`renew` each ``(job_id, token)``; one round trip where the broker can."""
-        return [self.renew(job_id, token, lease) for job_id, token in held]
+    def renew_many(self, held: Sequence[tuple[str, str]], lease: float) -> list[int]:
+        """:meth:`renew` each ``(job_id, token)``; one round trip where the broker can.
+
+        Returns one integer per job: 0 the token no longer holds it, 1
+        renewed, 2 renewed and someone asked to stop it (:meth:`stop`). This
+        default renews one by one, then reads the record of each renewed job.
+        """
+        out = []
+        for job_id, token in held:
+            ok = self.renew(job_id, token, lease)
+            stop = ok and (self.get(job_id) or {}).get(F_STOP) == b"1"
+            out.append(2 if stop else int(ok))
+        return out
 
     @abstractmethod
     def finish(self, job_id: str, token: str, fields: Fields, ttl: float | None) -> bool:
@@ -262,94 +273,6 @@ class Broker(ABC):
         Atomic per job.
         """
 
-    # -- control -------------------------------------------------------------
-
-    @abstractmethod
-    def cancel(self, job_id: str, ttl: float | None, error: bytes) -> str | None:
-        """Cancel a job that has not started. Atomic.
-
-        A ``pending`` job comes off its queue, a ``scheduled`` one off its
-        schedule; it becomes ``canceled`` with ``ended_at``, ``error`` and a
-        lifetime of ``ttl`` (as :meth:`finish`). Clients waiting for it are told.
-
-        Returns:
-            the status it had, or None if it was not pending or scheduled
-            (running, ended or missing): nothing was changed.
-        """
-
-    @abstractmethod
-    def run_now(self, job_id: str) -> bool:
-        """Move a ``scheduled`` job onto its queue now, as if it were due. Atomic.
-
-        Returns:
-            False if the job was not scheduled; nothing was changed.
-        """
-
-    @abstractmethod
-    def scheduled(self, queue: str, limit: int = 1000) -> list[tuple[str, float]]:
-        """Up to ``limit`` scheduled jobs of ``queue``: ``(job_id, due)``, soonest first.
-
-        ``due`` is in seconds since the epoch on the broker's clock.
-        """
-
-    def wait_for_end(self, job_id: str, timeout: float) -> bool:
-        """Block until the job has ended (or its record is gone), at most ``timeout`` seconds.
-
-        Returns True once it ended, False at the timeout. The Redis broker
-        blocks on a list that the step ending the job pushes to; the memory
-        broker on a condition. This default reads the record every 0.2 s.
-        """
-        import time  # noqa: PLC0415 - only brokers without notifications poll
-
-        deadline = time.monotonic() + timeout
-        while True:
-            record = self.get(job_id)
-            if record is None or record.get(F_STATUS) in ENDED:
-                return True
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return False
-            time.sleep(min(0.2, remaining))
-
-    # -- periodic jobs ---------------------------------------------------------
-
-    @abstractmethod
-    def cron_set(self, queue: str, name: str, spec: bytes, version: str, first: CronJob) -> None:
-        """Store (or replace) the schedule ``name`` of ``queue`` and schedule its first job.
-
-        The schedule's earlier next job, if still scheduled, is removed.
-        """
-
-    @abstractmethod
-    def cron_next(self, queue: str, name: str, version: str, job: CronJob) -> bool:
-        """Schedule the next job of a schedule, if it is still at ``version``. Atomic.
-
-        Returns False when the schedule was replaced or removed, or a live job
-        holds the id already (another worker did it): nothing was changed.
-        """
-
-    @abstractmethod
-    def cron_remove(self, queue: str, name: str) -> bool:
-        """Remove a schedule and its next job (if still scheduled). True if it existed."""
-
-    @abstractmethod
-    def crons(self, queue: str) -> dict[str, CronEntry]:
-        """The schedules of ``queue`` by name."""
-
-    # -- workers -------------------------------------------------------------
-
-    @abstractmethod
-    def register_worker(self, name: str, fields: Fields, ttl: float) -> None:
-        """Record a live worker (replacing its earlier record) for ``ttl`` seconds."""
-
-    @abstractmethod
-    def unregister_worker(self, name: str) -> None:
-        """Forget a worker that stopped."""
-
-    @abstractmethod
-    def workers(self) -> dict[str, dict[str, bytes]]:
-        """The records of the workers whose registration has not expired, by name."""
-
     # -- inspecting --------------------------------------------------------
 
     @abstractmethod
@@ -401,7 +324,7 @@ class Broker(ABC):
 
     # -- lifecycle ---------------------------------------------------------
 
-    def ping(self) -> None:  # noqa: B027 - optional hook
+    def ping(self) -> None:
         """Check the storage is reachable. Raises BrokerConnectionError if not."""
 
     def startup_warnings(self) -> list[str]:
@@ -412,7 +335,7 @@ class Broker(ABC):
         """
         return []
 
-    def close(self) -> None:  # noqa: B027 - optional hook, default does nothing
+    def close(self) -> None:
         """Release connections. The broker must not be used afterwards."""
 
     def __repr__(self) -> str:

@@ -186,6 +186,23 @@ class _MemoryTxn(Txn):
     def zrange_with_scores(self, key: str, limit: int) -> list[tuple[str, float]]:
         return [(m, s) for s, m in self._ordered(key)[:limit]]
 
+    def zcount_above(self, key: str, score: float) -> int:
+        zset: dict[str, float] = self._get(key, _ZSet) or {}
+        return sum(1 for s in zset.values() if s > score)
+
+    def zrange_above(self, key: str, score: float, offset: int, limit: int) -> list[str]:
+        above = [m for s, m in self._ordered(key) if s > score][offset:]
+        return above if limit < 0 else above[:limit]
+
+    def zremrange_below(self, key: str, score: float) -> int:
+        zset = self._get(key, _ZSet)
+        if not zset:
+            return 0
+        gone = [m for m, s in zset.items() if s <= score]
+        for m in gone:
+            del zset[m]
+        return len(gone)
+
     # -- sets --------------------------------------------------------------------
 
     def sadd(self, key: str, member: str) -> None:

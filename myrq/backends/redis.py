@@ -45,7 +45,13 @@ from myrq.backends.redis_client import (
 from myrq.backends.redis_leases import RedisLeases
 from myrq.backends.redis_schedule import RedisScheduling
 from myrq.defaults import DEFAULT_FAILURE_TTL
-from myrq.exceptions import BrokerError, BrokerFullError, ConfigurationError, JobExistsError
+from myrq.exceptions import (
+    BrokerError,
+    BrokerFullError,
+    ConfigurationError,
+    InvalidJobError,
+    JobExistsError,
+)
 from myrq.schema import (
     EXPIRED_ERROR,
     F_ATTEMPTS,
@@ -133,6 +139,10 @@ class RedisBroker(RedisScheduling, RedisLeases, Broker):
         self._run_now = _load_script(client, "run_now.lua")
         self._watch = _load_script(client, "watch.lua")
         self._cron = _load_script(client, "cron.lua")
+        self._requeue = _load_script(client, "requeue.lua")
+        self._stop = _load_script(client, "stop.lua")
+        self._empty = _load_script(client, "empty.lua")
+        self._set_fields = _load_script(client, "set_fields.lua")
         self.expired_ttl_ms = arguments.ttl_ms(expired_ttl)
 
     @classmethod
@@ -169,8 +179,11 @@ class RedisBroker(RedisScheduling, RedisLeases, Broker):
         for r in requests:
             arguments.job_id(r.job_id)
             arguments.fields(r.fields)
+            for parent in r.depends_on:
+                arguments.job_id(parent)
         refused: list[str] = []
         broken: list[str] = []
+        missing: list[tuple[str, str]] = []
         for start in range(0, len(requests), _ENQUEUE_CHUNK):
             chunk = requests[start : start + _ENQUEUE_CHUNK]
             try:
@@ -189,7 +202,13 @@ class RedisBroker(RedisScheduling, RedisLeases, Broker):
                 if done == 0:
                     refused.append(req.job_id)
                 elif done != 1:
-                    broken.append(f"{req.job_id!r} ({as_str(done)})")
+                    text = as_str(done)
+                    if text.startswith("NOPARENT "):
+                        missing.append((req.job_id, text[9:]))
+                    else:
+                        broken.append(f"{req.job_id!r} ({text})")
+        if missing:
+            raise InvalidJobError(arguments.missing_parents(missing, len(requests)))
         if broken:
             kept = len(requests) - len(broken) - len(refused)
             raise BrokerError(
@@ -200,17 +219,21 @@ class RedisBroker(RedisScheduling, RedisLeases, Broker):
 
     def _enqueue_chunk(self, requests: Sequence[EnqueueRequest]) -> list[Any]:
         keys: list[str] = [self.queues_key]
-        args: list[Any] = [NOTIFY_CAP]
+        args: list[Any] = [NOTIFY_CAP, self.expired_ttl_ms]
         for req in requests:
             keys += (
                 self.job_key(req.job_id),
                 self.queue_key(req.queue),
                 self.notify_key(req.queue),
                 self.scheduled_key(req.queue),
+                self.state_key(req.queue, "deferred"),
             )
+            for parent in req.depends_on:
+                keys += (self.job_key(parent), self.dependents_key(parent))
             fields = req.fields if F_STATUS in req.fields else {**req.fields, F_STATUS: S_PENDING}
             due, delay, ttl = arguments.schedule_ms(req.at, req.delay, req.ttl)
-            args += (req.job_id, req.queue, due, delay, int(req.front), ttl, len(fields))
+            args += (req.job_id, req.queue, due, delay, int(req.front), ttl)
+            args += (int(req.allow_failure), len(req.depends_on), *req.depends_on, len(fields))
             for name, value in fields.items():
                 args += (name, value)
         with self._translate():
@@ -231,15 +254,17 @@ class RedisBroker(RedisScheduling, RedisLeases, Broker):
         keys = [self.leases_key, self.claim_key(claim_id)]
         for q in queues:
             keys += (self.queue_key(q), self.notify_key(q), self.scheduled_key(q))
+            keys.append(self.state_key(q, "running"))
         args: list[Any] = [
             worker, lease_ms, count, claim_id, self.expired_ttl_ms, EXPIRED_ERROR, len(queues),
             *queues, len(finishes),
         ]  # fmt: skip
         for f, ttl_ms, retry_ms in finishes:
             q = f.queue or "default"
+            state = as_str(f.fields.get(F_STATUS, b"finished"))
             keys += (self.job_key(f.job_id), self.queue_key(q), self.notify_key(q))
-            keys.append(self.scheduled_key(q))
-            args += (f.job_id, f.token, ttl_ms, retry_ms, len(f.fields))
+            keys += (self.scheduled_key(q), self.state_key(q, "running"), self.state_key(q, state))
+            args += (f.job_id, f.token, ttl_ms, retry_ms, state, len(f.fields))
             for name, value in f.fields.items():
                 args += (name, value)
         raw = self._finish_and_claim(keys=keys, args=args)
@@ -290,10 +315,12 @@ class RedisBroker(RedisScheduling, RedisLeases, Broker):
 
     def finish(self, job_id: str, token: str, fields: Fields, ttl: float | None) -> bool:
         arguments.fields(fields)
-        finish = FinishRequest(job_id, token, fields, ttl)
-        step = (finish, arguments.ttl_ms(ttl), -1)
+        ttl_ms = arguments.ttl_ms(ttl)
         with self._translate():
-            written, _, _, _ = self._claim_call((), "", 1, 0, "-", [step])
+            raw = self.client.hget(self.job_key(job_id), F_QUEUE)  # its registries' queue
+            queue = as_str(raw) if raw else "default"
+            finish = FinishRequest(job_id, token, fields, ttl, queue)
+            written, _, _, _ = self._claim_call((), "", 1, 0, "-", [(finish, ttl_ms, -1)])
         return written[0]
 
     def finish_many_and_dequeue(

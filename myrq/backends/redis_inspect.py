@@ -40,6 +40,13 @@ class RedisInspection:
     def scheduled_key(self, queue: str) -> str:
         return f"{self.prefix}scheduled:{queue}"
 
+    def state_key(self, queue: str, state: str) -> str:
+        """The registry of ``queue``'s jobs in ``state`` (pending: the queue itself)."""
+        return self.queue_key(queue) if state == "pending" else f"{self.prefix}{state}:{queue}"
+
+    def dependents_key(self, job_id: str) -> str:
+        return f"{self.prefix}dependents:{job_id}"
+
     def cron_key(self, queue: str) -> str:
         return f"{self.prefix}cron:{queue}"
 

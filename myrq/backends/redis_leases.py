@@ -25,9 +25,9 @@ class RedisLeases(RedisInspection):
     _reap: Script
 
     def renew(self, job_id: str, token: str, lease: float) -> bool:
-        return self.renew_many([(job_id, token)], lease)[0]
+        return bool(self.renew_many([(job_id, token)], lease)[0])
 
-    def renew_many(self, held: Sequence[tuple[str, str]], lease: float) -> list[bool]:
+    def renew_many(self, held: Sequence[tuple[str, str]], lease: float) -> list[int]:
         lease_ms = arguments.lease_ms(lease)
         if not held:
             return []
@@ -36,7 +36,7 @@ class RedisLeases(RedisInspection):
         for job_id, token in held:
             args += (job_id, token)
         with self._translate():
-            return [bool(r) for r in self._renew(keys=keys, args=args)]
+            return [int(r) for r in self._renew(keys=keys, args=args)]
 
     def release(self, job_id: str, token: str) -> bool:
         with self._translate():
@@ -47,6 +47,7 @@ class RedisLeases(RedisInspection):
                 self.leases_key,
                 self.queue_key(name),
                 self.notify_key(name),
+                self.state_key(name, "running"),
             ]
             return bool(self._release(keys=keys, args=[job_id, token, NOTIFY_CAP]))
 

@@ -9,10 +9,11 @@ from redis.commands.core import Script
 
 from myrq.backends import arguments
 from myrq.backends.redis_client import as_bytes, as_str, reply
-from myrq.backends.redis_inspect import RedisInspection
+from myrq.backends.redis_inspect import RedisInspection, _now_ms
 from myrq.backends.values import CronEntry, CronJob
 from myrq.schema import F_QUEUE
 
+_ENDED_STATES = ("finished", "failed", "timeout", "canceled", "stopped")
 #: Wake-up tokens kept per queue (the same cap as redis.NOTIFY_CAP).
 _NOTIFY_CAP = 100
 
@@ -25,6 +26,10 @@ class RedisScheduling(RedisInspection):
     _run_now: Script
     _watch: Script
     _cron: Script
+    _requeue: Script
+    _stop: Script
+    _empty: Script
+    _set_fields: Script
 
     def _queue_of(self, job_id: str) -> str:
         raw = self.client.hget(self.job_key(job_id), F_QUEUE)
@@ -36,8 +41,14 @@ class RedisScheduling(RedisInspection):
         ttl_ms = arguments.ttl_ms(ttl)
         with self._translate():
             queue = self._queue_of(job_id)
-            keys = [self.job_key(job_id), self.queue_key(queue), self.scheduled_key(queue)]
-            had = self._cancel(keys=keys, args=[job_id, ttl_ms, error])
+            keys = [
+                self.job_key(job_id),
+                self.queue_key(queue),
+                self.scheduled_key(queue),
+                self.state_key(queue, "deferred"),
+                self.state_key(queue, "canceled"),
+            ]
+            had = self._cancel(keys=keys, args=[job_id, ttl_ms, error, queue])
         return as_str(had) if had else None
 
     def run_now(self, job_id: str) -> bool:
@@ -58,6 +69,70 @@ class RedisScheduling(RedisInspection):
                 self.client.zrange(self.scheduled_key(queue), 0, limit - 1, withscores=True)
             )
         return [(as_str(job_id), float(score) / 1000) for job_id, score in raw]
+
+    def stop(self, job_id: str) -> str | None:
+        with self._translate():
+            status = self._stop(keys=[self.job_key(job_id)])
+        return as_str(status) if status else None
+
+    def requeue(self, job_id: str) -> bool:
+        with self._translate():
+            record = reply(self.client.hmget(self.job_key(job_id), ["queue", "status"]))
+            queue = as_str(record[0]) if record[0] else "default"
+            state = as_str(record[1]) if record[1] else "finished"
+            keys = [
+                self.job_key(job_id),
+                self.queue_key(queue),
+                self.notify_key(queue),
+                self.state_key(queue, state),
+            ]
+            return bool(self._requeue(keys=keys, args=[job_id, _NOTIFY_CAP]))
+
+    def empty(self, queue: str) -> int:
+        deleted = 0
+        with self._translate():
+            while True:
+                gone, left = self._empty(keys=[self.queue_key(queue)], args=[1000, queue])
+                deleted += int(gone)
+                if not left:
+                    return deleted
+
+    def set_fields(self, job_id: str, fields: Any) -> bool:
+        arguments.fields(fields)
+        with self._translate():
+            return bool(self._set_fields(keys=[self.job_key(job_id)], args=_pairs(fields)))
+
+    # -- registries -------------------------------------------------------------------
+
+    def registry(self, queue: str, state: str, start: int = 0, stop: int = -1) -> list[str]:
+        key = self.state_key(queue, arguments.state(state))
+        with self._translate():
+            if state in _ENDED_STATES:  # only the ids whose records have not expired
+                count = -1 if stop == -1 else max(stop - start + 1, 0)
+                now = f"({_now_ms(self.client)}"
+                ids = reply(self.client.zrangebyscore(key, now, "+inf", start=start, num=count))
+            elif state == "pending":
+                ids = reply(self.client.lrange(key, start, stop))
+            else:
+                ids = reply(self.client.zrange(key, start, stop))
+        return [as_str(i) for i in ids]
+
+    def registry_count(self, queue: str, state: str) -> int:
+        key = self.state_key(queue, arguments.state(state))
+        with self._translate():
+            if state == "pending":
+                return int(reply(self.client.llen(key)))
+            if state in _ENDED_STATES:
+                return int(reply(self.client.zcount(key, f"({_now_ms(self.client)}", "+inf")))
+            return int(reply(self.client.zcard(key)))
+
+    def trim_registries(self, queue: str) -> int:
+        with self._translate():
+            now = _now_ms(self.client)
+            pipe = self.client.pipeline(transaction=False)
+            for state in _ENDED_STATES:
+                pipe.zremrangebyscore(self.state_key(queue, state), "-inf", now)
+            return sum(int(n) for n in pipe.execute())
 
     # -- waiting (watch.lua) -------------------------------------------------------
 

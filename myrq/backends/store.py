@@ -124,6 +124,18 @@ class Txn(ABC):
     def zrange_with_scores(self, key: str, limit: int) -> list[tuple[str, float]]:
         """The first ``limit`` ``(member, score)`` pairs, lowest score first."""
 
+    @abstractmethod
+    def zcount_above(self, key: str, score: float) -> int:
+        """How many members have a score above ``score``."""
+
+    @abstractmethod
+    def zrange_above(self, key: str, score: float, offset: int, limit: int) -> list[str]:
+        """Members with a score above ``score``, lowest first, from ``offset`` (limit -1: all)."""
+
+    @abstractmethod
+    def zremrange_below(self, key: str, score: float) -> int:
+        """Remove the members with a score at or below ``score``; return how many."""
+
     # -- sets -----------------------------------------------------------------
 
     @abstractmethod

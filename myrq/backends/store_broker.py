@@ -10,20 +10,29 @@ the same behaviour.
 
 from __future__ import annotations
 
+import math
 import secrets
 import time
 from collections.abc import Iterator, Sequence
 
 from myrq.backends import arguments
 from myrq.backends import store_steps as steps
+from myrq.backends import store_workflow as workflow
 from myrq.backends.base import Broker
+from myrq.backends.control import REGISTRY_STATES
 from myrq.backends.store import Store
-from myrq.backends.store_steps import (
+from myrq.backends.store_keys import (
+    ENDED_STATES,
     LEASES,
     QUEUES,
     WORKERS,
+    cron_key,
+    dependents_key,
     job_key,
     queue_key,
+    queue_of,
+    scheduled_key,
+    state_key,
     worker_key,
 )
 from myrq.backends.values import (
@@ -36,13 +45,14 @@ from myrq.backends.values import (
     Reaped,
 )
 from myrq.defaults import DEFAULT_FAILURE_TTL
-from myrq.exceptions import JobExistsError
+from myrq.exceptions import InvalidJobError, JobExistsError
 from myrq.schema import (
     ENDED,
     F_ATTEMPTS,
     F_LEASE,
     F_QUEUE,
     F_STATUS,
+    F_STOP,
     S_RUNNING,
     parse_count,
 )
@@ -79,13 +89,21 @@ class StoreBroker(Broker):
         for r in requests:
             arguments.job_id(r.job_id)
             arguments.fields(r.fields)
+            for parent in r.depends_on:
+                arguments.job_id(parent)
         timing = [arguments.schedule_ms(r.at, r.delay, r.ttl) for r in requests]
+        refused: list[str] = []
+        missing: list[tuple[str, str]] = []
         with self.store.transaction() as t:
-            return [
-                req.job_id
-                for req, (due, delay, ttl) in zip(requests, timing, strict=True)
-                if not steps.enqueue(t, req, due, delay, ttl)
-            ]
+            for req, (due, delay, ttl) in zip(requests, timing, strict=True):
+                done = workflow.enqueue(t, req, due, delay, ttl, self.expired_ttl_ms)
+                if done is False:
+                    refused.append(req.job_id)
+                elif isinstance(done, str):
+                    missing.append((req.job_id, done))
+        if missing:
+            raise InvalidJobError(arguments.missing_parents(missing, len(requests)))
+        return refused
 
     # -- consuming (finish_and_claim.lua) ------------------------------------------
 
@@ -120,7 +138,9 @@ class StoreBroker(Broker):
         ttl_ms = arguments.ttl_ms(ttl)
         arguments.fields(fields)
         with self.store.transaction() as t:
-            return steps.finish(t, FinishRequest(job_id, token, fields, ttl), ttl_ms, -1)
+            queue = queue_of(t.hgetall(job_key(job_id)) or {})
+            request = FinishRequest(job_id, token, fields, ttl, queue)
+            return steps.finish(t, request, ttl_ms, -1, self.expired_ttl_ms)
 
     def finish_many_and_dequeue(
         self,
@@ -139,7 +159,10 @@ class StoreBroker(Broker):
         count = arguments.whole("count", count, minimum=0)
         claim_id = claim_id or secrets.token_hex(8)
         with self.store.transaction() as t:
-            written = [steps.finish(t, f, ttl_ms, retry_ms) for f, ttl_ms, retry_ms in plans]
+            written = [
+                steps.finish(t, f, ttl_ms, retry_ms, self.expired_ttl_ms)
+                for f, ttl_ms, retry_ms in plans
+            ]
             claimed = (
                 steps.claim(t, queues, worker, lease_ms, count, claim_id, self.expired_ttl_ms)[0]
                 if count > 0
@@ -150,11 +173,11 @@ class StoreBroker(Broker):
     # -- leases (renew.lua, release.lua, reap.lua) ---------------------------------
 
     def renew(self, job_id: str, token: str, lease: float) -> bool:
-        return self.renew_many([(job_id, token)], lease)[0]
+        return bool(self.renew_many([(job_id, token)], lease)[0])
 
-    def renew_many(self, held: Sequence[tuple[str, str]], lease: float) -> list[bool]:
+    def renew_many(self, held: Sequence[tuple[str, str]], lease: float) -> list[int]:
         lease_ms = arguments.lease_ms(lease)
-        out: list[bool] = []
+        out: list[int] = []
         with self.store.transaction() as t:
             deadline = t.now() + lease_ms / 1000
             for job_id, token in held:
@@ -162,7 +185,7 @@ class StoreBroker(Broker):
                 ok = record.get(F_LEASE) == token.encode() and record.get(F_STATUS) == S_RUNNING
                 if ok:  # a lease lost with the lease set is put back (renew.lua)
                     t.zadd(LEASES, job_id, deadline)
-                out.append(ok)
+                out.append((2 if record.get(F_STOP) == b"1" else 1) if ok else 0)
         return out
 
     def release(self, job_id: str, token: str) -> bool:
@@ -173,10 +196,12 @@ class StoreBroker(Broker):
                 return False
             if not t.zrem(LEASES, job_id):
                 return False
+            queue = queue_of(record)
+            t.zrem(state_key(queue, "running"), job_id)
             attempts = parse_count(record.get(F_ATTEMPTS))
             if attempts > 0:
                 t.hset(key, {F_ATTEMPTS: str(attempts - 1).encode()})
-            steps.requeue(t, job_id, steps.queue_of(record), front=True)
+            steps.requeue(t, job_id, queue, front=True)
             return True
 
     def reap(
@@ -202,21 +227,64 @@ class StoreBroker(Broker):
             ]
             return [steps.reap_one(t, i, max_attempts, default_ttl_ms) for i in orphans]
 
-    # -- control (cancel.lua, run_now.lua, watch.lua) ------------------------------
+    # -- control (cancel.lua, run_now.lua, stop.lua, requeue.lua, ...) -------------
 
     def cancel(self, job_id: str, ttl: float | None, error: bytes) -> str | None:
         ttl_ms = arguments.ttl_ms(ttl)
         with self.store.transaction() as t:
-            return steps.cancel(t, job_id, ttl_ms, error)
+            return workflow.cancel(t, job_id, ttl_ms, error)
 
     def run_now(self, job_id: str) -> bool:
         with self.store.transaction() as t:
-            return steps.run_now(t, job_id)
+            return workflow.run_now(t, job_id)
+
+    def stop(self, job_id: str) -> str | None:
+        with self.store.transaction() as t:
+            return workflow.stop(t, job_id)
+
+    def requeue(self, job_id: str) -> bool:
+        with self.store.transaction() as t:
+            return workflow.requeue_ended(t, job_id)
+
+    def empty(self, queue: str) -> int:
+        with self.store.transaction() as t:
+            return workflow.empty(t, queue)
+
+    def set_fields(self, job_id: str, fields: Fields) -> bool:
+        arguments.fields(fields)
+        with self.store.transaction() as t:
+            if not t.exists(job_key(job_id)):
+                return False
+            t.hset(job_key(job_id), fields)
+            return True
+
+    # -- registries ------------------------------------------------------------------
+
+    def registry(self, queue: str, state: str, start: int = 0, stop: int = -1) -> list[str]:
+        key = state_key(queue, arguments.state(state))
+        with self.store.transaction() as t:
+            if state == "pending":
+                return t.lrange(key, start, stop)
+            floor = t.now() if state in ENDED_STATES else -math.inf
+            limit = -1 if stop == -1 else max(stop - start + 1, 0)
+            return t.zrange_above(key, floor, start, limit)
+
+    def registry_count(self, queue: str, state: str) -> int:
+        key = state_key(queue, arguments.state(state))
+        with self.store.transaction() as t:
+            if state == "pending":
+                return t.llen(key)
+            return t.zcount_above(key, t.now() if state in ENDED_STATES else -math.inf)
+
+    def trim_registries(self, queue: str) -> int:
+        with self.store.transaction() as t:
+            now = t.now()
+            return sum(t.zremrange_below(state_key(queue, s), now) for s in ENDED_STATES)
 
     def scheduled(self, queue: str, limit: int = 1000) -> list[tuple[str, float]]:
         limit = arguments.whole("limit", limit, minimum=1)
         with self.store.transaction() as t:
-            return t.zrange_with_scores(steps.scheduled_key(queue), limit)
+            return t.zrange_with_scores(scheduled_key(queue), limit)
 
     def wait_for_end(self, job_id: str, timeout: float) -> bool:
         deadline = time.monotonic() + arguments.wait_seconds(timeout)
@@ -236,30 +304,30 @@ class StoreBroker(Broker):
 
     def cron_set(self, queue: str, name: str, spec: bytes, version: str, first: CronJob) -> None:
         with self.store.transaction() as t:
-            steps.cron_drop_next(t, queue, name)
-            ckey = steps.cron_key(queue)
+            workflow.cron_drop_next(t, queue, name)
+            ckey = cron_key(queue)
             t.hset(ckey, {name: spec, f"{name}:version": version.encode()})
             t.hdel(ckey, f"{name}:next")
-            steps.cron_schedule(t, queue, name, first)
+            workflow.cron_schedule(t, queue, name, first)
 
     def cron_next(self, queue: str, name: str, version: str, job: CronJob) -> bool:
         with self.store.transaction() as t:
-            if t.hget(steps.cron_key(queue), f"{name}:version") != version.encode():
+            if t.hget(cron_key(queue), f"{name}:version") != version.encode():
                 return False
-            return steps.cron_schedule(t, queue, name, job)
+            return workflow.cron_schedule(t, queue, name, job)
 
     def cron_remove(self, queue: str, name: str) -> bool:
         with self.store.transaction() as t:
-            ckey = steps.cron_key(queue)
+            ckey = cron_key(queue)
             if t.hget(ckey, name) is None:
                 return False
-            steps.cron_drop_next(t, queue, name)
+            workflow.cron_drop_next(t, queue, name)
             t.hdel(ckey, name, f"{name}:version", f"{name}:next")
             return True
 
     def crons(self, queue: str) -> dict[str, CronEntry]:
         with self.store.transaction() as t:
-            raw = t.hgetall(steps.cron_key(queue)) or {}
+            raw = t.hgetall(cron_key(queue)) or {}
         return {
             name: CronEntry(
                 spec,
@@ -311,6 +379,13 @@ class StoreBroker(Broker):
             for name in names:
                 t.remove(queue_key(name), job_id)
             t.zrem(LEASES, job_id)
+            if own is not None:
+                queue = own.decode("utf-8", "replace")
+                t.zrem(scheduled_key(queue), job_id)
+                for state in REGISTRY_STATES:
+                    if state != "pending":
+                        t.zrem(state_key(queue, state), job_id)
+            t.delete(dependents_key(job_id))
             return t.delete(key)
 
     def queue_length(self, queue: str) -> int:

@@ -2,34 +2,42 @@
 
 Each function works inside one transaction ``t`` and mirrors a part of a Lua
 script (named in its docstring); keys are as in the Redis broker, without
-its prefix.
+its prefix (:mod:`myrq.backends.store_keys`). Enqueue, cancel and the other
+workflow steps are in :mod:`myrq.backends.store_workflow`.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 from myrq.backends.store import Txn
-from myrq.backends.values import CronJob, Delivery, EnqueueRequest, Fields, FinishRequest, Reaped
+from myrq.backends.store_keys import (
+    LEASES,
+    claim_key,
+    job_key,
+    queue_key,
+    queue_of,
+    scheduled_key,
+    state_key,
+)
+from myrq.backends.store_workflow import keep, registered, settle
+from myrq.backends.values import Delivery, Fields, FinishRequest, Reaped
 from myrq.schema import (
     EXPIRED_ERROR,
     F_AT_FRONT,
     F_ATTEMPTS,
     F_BATCH,
-    F_CREATED_AT,
     F_ENDED_AT,
     F_ERROR,
     F_EXPIRES_AT,
     F_FAILURE_TTL,
+    F_HAS_DEPENDENTS,
     F_LEASE,
-    F_PAYLOAD,
     F_QUEUE,
     F_SOLO,
     F_STARTED_AT,
     F_STATUS,
     F_WORKER,
-    LIVE,
     S_CANCELED,
     S_FAILED,
     S_PENDING,
@@ -37,59 +45,14 @@ from myrq.schema import (
     S_SCHEDULED,
     UNCLAIMABLE,
     abandoned_error,
-    format_number,
     format_time,
     parse_count,
     parse_number,
     parse_ttl_ms,
 )
 
-LEASES = "leases"
-QUEUES = "queues"
-WORKERS = "workers"
 
-
-def job_key(job_id: str) -> str:
-    return f"job:{job_id}"
-
-
-def queue_key(queue: str) -> str:
-    return f"queue:{queue}"
-
-
-def scheduled_key(queue: str) -> str:
-    return f"scheduled:{queue}"
-
-
-def cron_key(queue: str) -> str:
-    return f"cron:{queue}"
-
-
-def claim_key(claim_id: str) -> str:
-    return f"claim:{claim_id}"
-
-
-def worker_key(name: str) -> str:
-    return f"worker:{name}"
-
-
-# -- the steps' parts: ``t`` is inside one transaction ----------------------------
-
-
-def queue_of(record: Fields) -> str:
-    raw = record.get(F_QUEUE)
-    return raw.decode("utf-8", "replace") if raw else "default"
-
-
-def resent(t: Txn, key: str, fields: Fields) -> bool:
-    """An enqueue resent after a lost reply finds its own record, in any status (enqueue.lua)."""
-    created = fields.get(F_CREATED_AT)
-    if created is None:
-        return False
-    return t.hget(key, F_CREATED_AT) == created and t.hget(key, F_PAYLOAD) == fields.get(F_PAYLOAD)
-
-
-def finish(t: Txn, f: FinishRequest, ttl_ms: int, retry_ms: int) -> bool:
+def finish(t: Txn, f: FinishRequest, ttl_ms: int, retry_ms: int, expired_ttl_ms: int) -> bool:
     """Fencing: write only if the token still holds a running job (finish_and_claim.lua)."""
     key = job_key(f.job_id)
     current = t.hgetall(key)
@@ -97,6 +60,7 @@ def finish(t: Txn, f: FinishRequest, ttl_ms: int, retry_ms: int) -> bool:
         return False
     if current.get(F_STATUS) != S_RUNNING or not t.zrem(LEASES, f.job_id):
         return False
+    t.zrem(state_key(f.queue, "running"), f.job_id)
     if retry_ms >= 0:  # not final: back on its queue, or scheduled
         t.hset(key, {**f.fields, F_ATTEMPTS: b"0"})
         if retry_ms == 0:
@@ -104,14 +68,13 @@ def finish(t: Txn, f: FinishRequest, ttl_ms: int, retry_ms: int) -> bool:
         else:
             t.zadd(scheduled_key(f.queue), f.job_id, t.now() + retry_ms / 1000)
         return True
-    if ttl_ms == 0:
-        t.delete(key)
-    else:
-        if f.fields:
-            t.hset(key, f.fields)
-        if ttl_ms > 0:
-            t.expire(key, t.now() + ttl_ms / 1000)
-    t.wake = True  # a client may wait for it to end
+    state = f.fields.get(F_STATUS, b"finished").decode("utf-8", "replace")
+    if ttl_ms != 0 and f.fields:
+        t.hset(key, f.fields)
+    registered(t, f.queue, f.job_id, state, ttl_ms)
+    keep(t, key, ttl_ms)
+    if current.get(F_HAS_DEPENDENTS) == b"1":
+        settle(t, f.job_id, state == "finished", expired_ttl_ms)
     return True
 
 
@@ -151,7 +114,7 @@ def claim(  # noqa: PLR0917 - one step's arguments
                 continue
             expires = parse_number(record.get(F_EXPIRES_AT))
             if expires is not None and expires < now * 1000:
-                expire(t, key, record, expired_ttl_ms)
+                expire(t, job_id, name, record, expired_ttl_ms)
                 out.append(
                     Delivery(job_id, name, None, {**record, F_STATUS: S_CANCELED}, "expired")
                 )
@@ -178,6 +141,7 @@ def claim(  # noqa: PLR0917 - one step's arguments
                 t.hdel(key, F_EXPIRES_AT)  # the ttl bounds the first start only
             t.expire(key, None)
             t.zadd(LEASES, job_id, now + lease_ms / 1000)
+            t.zadd(state_key(name, "running"), job_id, now)
             record.update(claim)
             out.append(Delivery(job_id, name, token, record))
         if len(out) >= count:
@@ -200,105 +164,16 @@ def promote(t: Txn, queue: str, now: float) -> None:
             t.push(queue_key(queue), job_id, front=t.hget(key, F_AT_FRONT) == b"1")
 
 
-def expire(t: Txn, key: str, record: Fields, expired_ttl_ms: int) -> None:
-    """Not started within its ttl: canceled, not run."""
-    now = t.now()
-    t.hset(key, {F_STATUS: S_CANCELED, F_ENDED_AT: format_time(now), F_ERROR: EXPIRED_ERROR})
-    keep(t, key, record, expired_ttl_ms, now)
-
-
-def keep(t: Txn, key: str, record: Fields, default_ttl_ms: int, now: float) -> None:
-    """Set an ended record's lifetime from its failure_ttl, or the default; tell waiters."""
+def expire(t: Txn, job_id: str, queue: str, record: Fields, expired_ttl_ms: int) -> None:
+    """Not started within its ttl: canceled, not run (finish_and_claim.lua's expire())."""
+    key = job_key(job_id)
+    t.hset(key, {F_STATUS: S_CANCELED, F_ENDED_AT: format_time(t.now()), F_ERROR: EXPIRED_ERROR})
     ttl_ms = parse_ttl_ms(record.get(F_FAILURE_TTL))
-    if ttl_ms is None:
-        ttl_ms = default_ttl_ms
-    if ttl_ms == 0:
-        t.delete(key)
-    elif ttl_ms > 0:
-        t.expire(key, now + ttl_ms / 1000)
-    t.wake = True
-
-
-def cancel(t: Txn, job_id: str, ttl_ms: int, error: bytes) -> str | None:
-    """cancel.lua: a pending or scheduled job ends canceled."""
-    key = job_key(job_id)
-    status = t.hget(key, F_STATUS)
-    if status not in (S_PENDING, S_SCHEDULED):
-        return None
-    queue = queue_of(t.hgetall(key) or {})
-    if status == S_PENDING:
-        t.remove(queue_key(queue), job_id)
-    else:
-        t.zrem(scheduled_key(queue), job_id)
-    t.hset(key, {F_STATUS: S_CANCELED, F_ENDED_AT: format_time(t.now()), F_ERROR: error})
-    if ttl_ms == 0:
-        t.delete(key)
-    elif ttl_ms > 0:
-        t.expire(key, t.now() + ttl_ms / 1000)
-    t.wake = True
-    return status.decode()
-
-
-def run_now(t: Txn, job_id: str) -> bool:
-    """run_now.lua: a scheduled job goes to its queue now."""
-    key = job_key(job_id)
-    record = t.hgetall(key)
-    if record is None or record.get(F_STATUS) != S_SCHEDULED:
-        return False
-    queue = queue_of(record)
-    t.zrem(scheduled_key(queue), job_id)
-    t.hset(key, {F_STATUS: S_PENDING})
-    t.push(queue_key(queue), job_id, front=record.get(F_AT_FRONT) == b"1")
-    return True
-
-
-def enqueue(t: Txn, req: EnqueueRequest, due_ms: int, delay_ms: int, ttl_ms: int) -> bool:
-    """enqueue.lua for one job: False when a live job holds the id."""
-    key = job_key(req.job_id)
-    if resent(t, key, req.fields):
-        return True  # stored by an earlier send of this very call: not again
-    status = t.hget(key, F_STATUS)
-    if status in LIVE:
-        return False
-    now_ms = t.now() * 1000
-    due = due_ms if due_ms > 0 else now_ms + delay_ms
-    later = due > now_ms
-    if status is not None:
-        t.delete(key)  # an ended record under this id: replace it whole
-    t.hset(key, req.fields if F_STATUS in req.fields else {**req.fields, F_STATUS: S_PENDING})
-    if ttl_ms > 0:
-        t.hset(key, {F_EXPIRES_AT: format_number(max(due, now_ms) + ttl_ms)})
-    t.expire(key, None)
-    if later:
-        t.hset(key, {F_STATUS: S_SCHEDULED, **({F_AT_FRONT: b"1"} if req.front else {})})
-        t.zadd(scheduled_key(req.queue), req.job_id, due / 1000)
-    else:
-        t.push(queue_key(req.queue), req.job_id, front=req.front)
-    t.sadd(QUEUES, req.queue)
-    return True
-
-
-def cron_schedule(t: Txn, queue: str, name: str, job: CronJob) -> bool:
-    """cron.lua's schedule(): the next job of a schedule, unless a live job has its id."""
-    key = job_key(job.job_id)
-    if t.hget(key, F_STATUS) in LIVE:
-        return False
-    t.delete(key)
-    t.hset(key, {**job.fields, F_STATUS: S_SCHEDULED})
-    t.zadd(scheduled_key(queue), job.job_id, math.ceil(job.at * 1000) / 1000)
-    t.sadd(QUEUES, queue)
-    t.hset(cron_key(queue), {f"{name}:next": job.job_id.encode()})
-    return True
-
-
-def cron_drop_next(t: Txn, queue: str, name: str) -> None:
-    """cron.lua's drop_next(): the schedule's next job goes, if still scheduled."""
-    old = t.hget(cron_key(queue), f"{name}:next")
-    if old is not None:
-        old_id = old.decode()
-        if t.hget(job_key(old_id), F_STATUS) == S_SCHEDULED:
-            t.zrem(scheduled_key(queue), old_id)
-            t.delete(job_key(old_id))
+    ttl_ms = expired_ttl_ms if ttl_ms is None else ttl_ms
+    registered(t, queue, job_id, "canceled", ttl_ms)
+    keep(t, key, ttl_ms)
+    if record.get(F_HAS_DEPENDENTS) == b"1":
+        settle(t, job_id, False, expired_ttl_ms)
 
 
 def remember_claim(
@@ -330,6 +205,7 @@ def reap_one(t: Txn, job_id: str, max_attempts: int, default_ttl_ms: int) -> Rea
     if record is None:
         return Reaped(job_id, None, "missing", 0)
     queue = queue_of(record)
+    t.zrem(state_key(queue, "running"), job_id)
     attempts = parse_count(record.get(F_ATTEMPTS))
     if record.get(F_BATCH) == b"1":
         # Claimed in a batch: whether it had started is unknown. Requeue it
@@ -339,7 +215,7 @@ def reap_one(t: Txn, job_id: str, max_attempts: int, default_ttl_ms: int) -> Rea
         requeue(t, job_id, queue, front=False)
         return Reaped(job_id, queue, "requeued", attempts)
     if max_attempts > 0 and attempts >= max_attempts:
-        abandon(t, key, record, attempts, default_ttl_ms)
+        abandon(t, job_id, queue, record, attempts, default_ttl_ms)
         return Reaped(job_id, queue, "failed", attempts)
     requeue(t, job_id, queue, front=False)
     return Reaped(job_id, queue, "requeued", attempts)
@@ -353,18 +229,17 @@ def requeue(t: Txn, job_id: str, queue: str, *, front: bool) -> None:
     t.push(queue_key(queue), job_id, front=front)
 
 
-def abandon(t: Txn, key: str, record: Fields, attempts: int, default_ttl_ms: int) -> None:
+def abandon(  # noqa: PLR0917 - reap.lua's failing branch
+    t: Txn, job_id: str, queue: str, record: Fields, attempts: int, default_ttl_ms: int
+) -> None:
     """Fail a job whose worker stopped renewing its lease ``attempts`` times."""
+    key = job_key(job_id)
     ttl_ms = parse_ttl_ms(record.get(F_FAILURE_TTL))  # the job's own setting wins
-    if ttl_ms is None:
-        ttl_ms = default_ttl_ms
-    now = t.now()
-    t.hset(
-        key, {F_STATUS: S_FAILED, F_ENDED_AT: format_time(now), F_ERROR: abandoned_error(attempts)}
-    )
+    ttl_ms = default_ttl_ms if ttl_ms is None else ttl_ms
+    error = abandoned_error(attempts)
+    t.hset(key, {F_STATUS: S_FAILED, F_ENDED_AT: format_time(t.now()), F_ERROR: error})
     t.hdel(key, F_LEASE)
-    if ttl_ms == 0:
-        t.delete(key)
-    elif ttl_ms > 0:
-        t.expire(key, now + ttl_ms / 1000)
-    t.wake = True
+    registered(t, queue, job_id, "failed", ttl_ms)
+    if record.get(F_HAS_DEPENDENTS) == b"1":
+        settle(t, job_id, False, default_ttl_ms)
+    keep(t, key, ttl_ms)

@@ -21,6 +21,10 @@ class EnqueueRequest:
     delay: float | None = None
     front: bool = False
     ttl: float | None = None
+    #: Ids of jobs this one waits for; it runs once they all finished.
+    depends_on: tuple[str, ...] = ()
+    #: Run it even if one of ``depends_on`` fails (it still waits for them to end).
+    allow_failure: bool = False
 
 
 @dataclass(frozen=True)

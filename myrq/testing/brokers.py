@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, cast
 
 from myrq.backends.base import Broker
 from myrq.backends.store_broker import StoreBroker
-from myrq.backends.store_steps import LEASES, job_key, queue_key
+from myrq.backends.store_keys import LEASES, job_key, queue_key
 from myrq.testing.contract import BrokerContract
 
 if TYPE_CHECKING:

@@ -70,3 +70,71 @@ local function requeue(id, jkey, qkey, nkey, cap, front)
   redis.call(front and 'LPUSH' or 'RPUSH', qkey, id)
   wake(nkey, cap)
 end
+
+-- Registries: per queue, a sorted set of the ids in each ended state, scored by
+-- when the record expires (ms; '+inf' when kept forever), so a count is a
+-- ZCOUNT from now and stale ids are trimmed by score. Running ids are in
+-- running:<queue> (scored by their claim), deferred ones in deferred:<queue>.
+local ENDED_STATES = {finished = true, failed = true, timeout = true, canceled = true, stopped = true}
+
+-- Record that job id of queue qname ended in state status, kept ttl_ms (-1
+-- forever, 0 not kept), given the key prefix and Redis's now in ms.
+local function registered(prefix, qname, id, status, ttl_ms, now_ms)
+  if ttl_ms ~= 0 and ENDED_STATES[status] then
+    redis.call('ZADD', prefix .. status .. ':' .. qname, ttl_ms < 0 and '+inf' or now_ms + ttl_ms, id)
+  end
+end
+
+-- A job ended: its dependents (dependents:<id>) are released when it finished
+-- (or when they allow failure), else canceled, and so on down the chain. Every
+-- key is named from the prefix: under Redis Cluster, parent and children must
+-- share it (see docs/redis-keys.md). Returns the number of jobs it changed.
+local function settle(prefix, id, ok, now_ms, now_s, default_ttl_ms, cap)
+  local todo, changed = {{id, ok}}, 0
+  while #todo > 0 and changed < 10000 do
+    local item = table.remove(todo)
+    local pid, pok = item[1], item[2]
+    local dkey = prefix .. 'dependents:' .. pid
+    local kids = redis.call('SMEMBERS', dkey)
+    redis.call('DEL', dkey)
+    for _, kid in ipairs(kids) do
+      local kkey = prefix .. 'job:' .. kid
+      local got, cur = pcall(redis.call, 'HMGET', kkey, 'status', 'queue', 'allow_failure', 'ttl_ms', 'failure_ttl', 'waiters', 'has_dependents')
+      if got and cur[1] == 'deferred' then
+        local kq = cur[2] or 'default'
+        changed = changed + 1
+        if pok or cur[3] == '1' then
+          if redis.call('HINCRBY', kkey, 'pending_deps', -1) <= 0 then
+            redis.call('ZREM', prefix .. 'deferred:' .. kq, kid)
+            redis.call('HSET', kkey, 'status', 'pending')
+            if cur[4] then
+              redis.call('HSET', kkey, 'expires_at', now_ms + tonumber(cur[4]))
+            end
+            redis.call('RPUSH', prefix .. 'queue:' .. kq, kid)
+            wake(prefix .. 'notify:' .. kq, cap)
+          end
+        else
+          redis.call('ZREM', prefix .. 'deferred:' .. kq, kid)
+          redis.call('HSET', kkey, 'status', 'canceled', 'ended_at', now_s, 'error',
+            '{"type":"DependencyFailed","message":"a job it depends on (' .. pid ..
+            ') did not finish","traceback":""}')
+          local ttl_ms = ttl_ms_of(cur[5]) or default_ttl_ms
+          registered(prefix, kq, kid, 'canceled', ttl_ms, now_ms)
+          if ttl_ms == 0 then
+            redis.call('DEL', kkey)
+          elseif ttl_ms > 0 then
+            redis.call('PEXPIRE', kkey, ttl_ms)
+          end
+          if cur[6] == '1' then
+            redis.call('RPUSH', prefix .. 'done:' .. kid, '1')
+            redis.call('PEXPIRE', prefix .. 'done:' .. kid, 60000)
+          end
+          if cur[7] == '1' then
+            todo[#todo + 1] = {kid, false}
+          end
+        end
+      end
+    end
+  end
+  return changed
+end

@@ -1,31 +1,38 @@
 -- Cancel a job that has not started: a pending one comes off its queue, a
--- scheduled one off its scheduled zset; it ends canceled and is kept for its
--- ttl. A running or ended job (or none) is left alone.
--- KEYS: job hash, queue list, scheduled zset.
--- ARGV: job id, ttl ms (-1 forever, 0 delete), the error to record.
--- Returns the status the job had (pending or scheduled), or false.
+-- scheduled or deferred one off its sorted set; it ends canceled, enters the
+-- canceled registry, is kept for its ttl, and the jobs that depend on it are
+-- canceled too (unless they allow failure). A running or ended job (or none)
+-- is left alone.
+-- KEYS: job hash, queue list, scheduled zset, deferred zset, canceled registry.
+-- ARGV: job id, ttl ms (-1 forever, 0 delete), the error to record, queue name.
+-- Returns the status the job had (pending, scheduled or deferred), or false.
 -- Every check runs before the first write (LREM or ZREM, allowed on a full Redis).
-local ok, status = pcall(redis.call, 'HGET', KEYS[1], 'status')
-if not ok or (status ~= 'pending' and status ~= 'scheduled') then
+local ok, cur = pcall(redis.call, 'HMGET', KEYS[1], 'status', 'waiters', 'has_dependents')
+local status = ok and cur[1]
+if status ~= 'pending' and status ~= 'scheduled' and status ~= 'deferred' then
   return false
 end
-local target = status == 'pending' and KEYS[2] or KEYS[3]
+local target = status == 'pending' and KEYS[2] or status == 'scheduled' and KEYS[3] or KEYS[4]
 local ktype = redis.call('TYPE', target)['ok']
 if ktype ~= 'none' and ktype ~= (status == 'pending' and 'list' or 'zset') then
   return redis.error_reply('WRONGTYPE key ' .. target .. ' holds a ' .. ktype .. '; nothing was changed')
 end
-local _, now_s = clock()
+local now_ms, now_s = clock()
+local prefix = string.sub(KEYS[1], 1, -(#ARGV[1] + 5))  -- <prefix>job:<id>
 if status == 'pending' then
-  redis.call('LREM', KEYS[2], 0, ARGV[1])
+  redis.call('LREM', target, 0, ARGV[1])
 else
-  redis.call('ZREM', KEYS[3], ARGV[1])
+  redis.call('ZREM', target, ARGV[1])
 end
 redis.call('HSET', KEYS[1], 'status', 'canceled', 'ended_at', now_s, 'error', ARGV[3])
 local ttl_ms = tonumber(ARGV[2])
-if redis.call('HGET', KEYS[1], 'waiters') == '1' then
-  local dkey = string.sub(KEYS[1], 1, -(#ARGV[1] + 5)) .. 'done:' .. ARGV[1]  -- <prefix>job:<id>
-  redis.call('RPUSH', dkey, '1')
-  redis.call('PEXPIRE', dkey, 60000)
+registered(prefix, ARGV[4], ARGV[1], 'canceled', ttl_ms, now_ms)
+if cur[2] == '1' then
+  redis.call('RPUSH', prefix .. 'done:' .. ARGV[1], '1')
+  redis.call('PEXPIRE', prefix .. 'done:' .. ARGV[1], 60000)
+end
+if cur[3] == '1' then
+  settle(prefix, ARGV[1], false, now_ms, now_s, ttl_ms, 100)
 end
 if ttl_ms == 0 then
   redis.call('DEL', KEYS[1])

@@ -19,4 +19,16 @@ for _, name in ipairs(names) do
   end
 end
 redis.call('ZREM', KEYS[2], ARGV[1])
+-- Every registry of its own queue, the scheduled and deferred sets, the
+-- dependents set and the waiters' list: no trace of the job is left.
+local own = redis.call('TYPE', KEYS[1])['ok'] == 'hash' and redis.call('HGET', KEYS[1], 'queue')
+if own then
+  for _, set in ipairs({'scheduled', 'deferred', 'running', 'finished', 'failed', 'timeout', 'canceled', 'stopped'}) do
+    local skey = prefix .. set .. ':' .. own
+    if redis.call('TYPE', skey)['ok'] == 'zset' then
+      redis.call('ZREM', skey, ARGV[1])
+    end
+  end
+end
+redis.call('DEL', prefix .. 'dependents:' .. ARGV[1], prefix .. 'done:' .. ARGV[1])
 return redis.call('DEL', KEYS[1])

@@ -3,14 +3,15 @@
 -- count 0 it only finishes (Broker.finish); with no finishes it only claims
 -- (Broker.dequeue). myrq/backends/store_steps.py is its Python copy.
 -- KEYS: leases zset, claim record list, then for each queue in priority order:
---       queue list, notify list, scheduled zset; then per finish: the job's
---       hash, and its queue's list, notify list and scheduled zset
+--       queue list, notify list, scheduled zset, running zset; then per
+--       finish: the job's hash, and its queue's list, notify list, scheduled
+--       zset, running zset and the registry of the state it ends in
 -- ARGV: worker name, lease ms, count (0: claim nothing), claim id, TTL ms of
---       expired jobs' records without a usable failure_ttl (-1: forever), the
+--       records canceled here without a usable failure_ttl (-1: forever), the
 --       expired-job error, number of queues, the queue names in order, number
 --       of finishes, then per finish: job id, token, ttl ms (-1 keep forever,
 --       0 delete), retry ms (-1: final; else run again after that many ms),
---       number of field/value pairs, field, value, ...
+--       the state it ends in, number of field/value pairs, field, value, ...
 -- Returns {{1 written / 0 fenced, per finish}, {error text, ...}, ms until the
 --          next scheduled job of these queues is due or false (only when
 --          nothing was claimed), {id, queue, token or false, flat record or
@@ -25,10 +26,12 @@
 -- Finish: fenced by the token (it must still hold a running job); writes the
 -- worker's fields, keeps the lease field (holding nothing once the status is
 -- final, it tells a worker whose reply was lost that the write was its own).
--- A final outcome sets the record's lifetime and, if a client waits (field
--- waiters), pushes to done:<id>. A retry (retry ms >= 0) keeps the record,
--- starts the claim count again (attempts 0) and puts the id back: on its queue
--- now, or in its scheduled zset, due after retry ms.
+-- A final outcome sets the record's lifetime, enters the job in its state's
+-- registry, settles the jobs that depend on it (has_dependents, see settle in
+-- _lib.lua) and, if a client waits (field waiters), pushes to done:<id>. A
+-- retry (retry ms >= 0) keeps the record, starts the claim count again
+-- (attempts 0) and puts the id back: on its queue now, or in its scheduled
+-- zset, due after retry ms.
 --
 -- Claim: first, per queue, due scheduled ids move to the queue (status
 -- pending), at most 100 per call. A job past its expires_at (see enqueue.lua)
@@ -69,14 +72,15 @@ local nfinish = tonumber(ARGV[a])
 a = a + 1
 local written = {}
 for f = 1, nfinish do
-  local k = 2 + 3 * nqueues + 4 * (f - 1)
-  local jkey, qkey, nkey, skey = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4]
+  local k = 2 + 4 * nqueues + 6 * (f - 1)
+  local jkey, qkey, nkey, skey, rkey, ekey = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], KEYS[k + 5], KEYS[k + 6]
   local id, token, ttl, retry = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
-  local nf = tonumber(ARGV[a + 4])
-  local first, last = a + 5, a + 4 + 2 * nf
+  local state, nf = ARGV[a + 4], tonumber(ARGV[a + 5])
+  local first, last = a + 6, a + 5 + 2 * nf
   a = last + 1
-  local hok, cur = pcall(redis.call, 'HMGET', jkey, 'lease', 'status', 'waiters')
+  local hok, cur = pcall(redis.call, 'HMGET', jkey, 'lease', 'status', 'waiters', 'has_dependents')
   if hok and cur[1] == token and cur[2] == 'running' and redis.call('ZREM', KEYS[1], id) == 1 then
+    redis.call('ZREM', rkey, id)
     if retry >= 0 then
       hset_argv(jkey, first, last, 'attempts', '0')
       if retry == 0 then
@@ -93,9 +97,13 @@ for f = 1, nfinish do
         if ttl > 0 then
           redis.call('PEXPIRE', jkey, ttl)
         end
+        redis.call('ZADD', ekey, ttl < 0 and '+inf' or now_ms + ttl, id)
       end
       if cur[3] == '1' then
         tell_waiters(id)
+      end
+      if cur[4] == '1' then
+        settle(prefix, id, state == 'finished', now_ms, now_s, expired_ttl_ms, 100)
       end
     end
     written[f] = 1
@@ -149,9 +157,10 @@ local function promote(qkey, nkey, skey)
 end
 
 -- Not started within its ttl: canceled, not run (the record kept as failures are).
-local function expire(id, jkey, ttl_field, waiters)
+local function expire(id, jkey, qname, ttl_field, waiters, parent)
   redis.call('HSET', jkey, 'status', 'canceled', 'ended_at', now_s, 'error', expired_error)
   local ttl_ms = ttl_ms_of(ttl_field) or expired_ttl_ms
+  registered(prefix, qname, id, 'canceled', ttl_ms, now_ms)
   if ttl_ms == 0 then
     redis.call('DEL', jkey)
   elseif ttl_ms > 0 then
@@ -160,13 +169,16 @@ local function expire(id, jkey, ttl_field, waiters)
   if waiters then
     tell_waiters(id)
   end
+  if parent then
+    settle(prefix, id, false, now_ms, now_s, expired_ttl_ms, 100)
+  end
 end
 
 local batch = count > 1 and '1' or '0'
 local taken = 0    -- ids taken off queues (claimed or dropped)
 local claimed = {} -- ids claimed, in order
 for i = 1, nqueues do
-  local qkey, nkey, skey, qname = KEYS[3 * i], KEYS[3 * i + 1], KEYS[3 * i + 2], ARGV[7 + i]
+  local qkey, nkey, skey, rkey, qname = KEYS[4 * i - 1], KEYS[4 * i], KEYS[4 * i + 1], KEYS[4 * i + 2], ARGV[7 + i]
   local stop = false
   local sok, serr = pcall(promote, qkey, nkey, skey)
   if not sok then
@@ -198,7 +210,7 @@ for i = 1, nqueues do
       taken = taken + 1
       out[#out + 1] = {id, qname, false, false}
     else
-      local status, attempts, foreign, solo, expires, ttl_field, waiters = nil, 0, true, false, nil, nil, false
+      local status, attempts, foreign, solo, expires, ttl_field, waiters, parent = nil, 0, true, false, nil, nil, false, false
       for j = 1, #flat, 2 do
         local k = flat[j]
         if k == 'status' then
@@ -215,14 +227,15 @@ for i = 1, nqueues do
           ttl_field = flat[j + 1]
         elseif k == 'waiters' then
           waiters = flat[j + 1] == '1'
+        elseif k == 'has_dependents' then
+          parent = flat[j + 1] == '1'
         end
       end
-      if status == 'running' or status == 'finished' or status == 'failed' or status == 'timeout'
-          or status == 'canceled' or status == 'scheduled' then
+      if status == 'running' or status == 'scheduled' or status == 'deferred' or ENDED_STATES[status] then
         taken = taken + 1
         out[#out + 1] = {id, qname, false, flat}
       elseif expires and expires < now_ms then
-        expire(id, jkey, ttl_field, waiters)
+        expire(id, jkey, qname, ttl_field, waiters, parent)
         taken = taken + 1
         out[#out + 1] = {id, qname, false, flat, 'expired'}
       elseif solo and taken > 0 then
@@ -252,6 +265,7 @@ for i = 1, nqueues do
           redis.call('PERSIST', jkey)
         end
         redis.call('ZADD', KEYS[1], now_ms + lease_ms, id)
+        redis.call('ZADD', rkey, now_ms, id)
         out[#out + 1] = {id, qname, token, flat, now_s, attempts, b}
       end
     end
@@ -267,7 +281,7 @@ elseif taken == 0 then
   -- Nothing to hand out: when is the next scheduled job of these queues due?
   local next_ms = nil
   for i = 1, nqueues do
-    local first_due = redis.call('ZRANGE', KEYS[3 * i + 2], 0, 0, 'WITHSCORES')
+    local first_due = redis.call('ZRANGE', KEYS[4 * i + 1], 0, 0, 'WITHSCORES')
     if first_due[2] then
       local d = tonumber(first_due[2]) - now_ms
       next_ms = next_ms and math.min(next_ms, d) or d

@@ -32,7 +32,7 @@ end
 local out = {}
 for _, id in ipairs(ids) do
   local jkey = prefix .. 'job:' .. id
-  local ok, cur = pcall(redis.call, 'HMGET', jkey, 'queue', 'attempts', 'batch', 'failure_ttl', 'waiters')
+  local ok, cur = pcall(redis.call, 'HMGET', jkey, 'queue', 'attempts', 'batch', 'failure_ttl', 'waiters', 'has_dependents')
   if not ok or redis.call('EXISTS', jkey) == 0 then
     cur = false -- no record (or not a hash, which no myrq client writes)
   end
@@ -51,6 +51,7 @@ for _, id in ipairs(ids) do
     out[#out + 1] = {id, queue, 'blocked', count_of(cur[2])}
   else
     redis.call('ZREM', KEYS[1], id)
+    redis.call('ZREM', prefix .. 'running:' .. queue, id)
     local attempts = count_of(cur[2])
     if cur[3] == '1' then
       -- Claimed in a batch: whether it had started is unknown. Requeue it
@@ -64,6 +65,10 @@ for _, id in ipairs(ids) do
       redis.call('HSET', jkey, 'status', 'failed', 'ended_at', now_s,
                  'error', string.format(ARGV[4], attempts))
       redis.call('HDEL', jkey, 'lease')
+      registered(prefix, queue, id, 'failed', ttl_ms, now_ms)
+      if cur[6] == '1' then
+        settle(prefix, id, false, now_ms, now_s, default_ttl_ms, cap)
+      end
       if cur[5] == '1' then  -- a client waits for it to end
         redis.call('RPUSH', prefix .. 'done:' .. id, '1')
         redis.call('PEXPIRE', prefix .. 'done:' .. id, 60000)

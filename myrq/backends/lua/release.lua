@@ -1,5 +1,5 @@
 -- Give a claimed job back to the front of its queue, uncounted.
--- KEYS: job hash, leases zset, queue list, notify list.
+-- KEYS: job hash, leases zset, queue list, notify list, running zset.
 -- ARGV: job id, token, notify cap.  Returns 1, or 0 when the token no longer holds it.
 -- First write: ZREM of the lease, after every check.
 if redis.call('HGET', KEYS[1], 'lease') ~= ARGV[2] then return 0 end
@@ -8,6 +8,7 @@ if qtype ~= 'list' and qtype ~= 'none' then
   return redis.error_reply('WRONGTYPE queue key ' .. KEYS[3] .. ' is not a list; nothing was changed')
 end
 if redis.call('ZREM', KEYS[2], ARGV[1]) == 0 then return 0 end
+redis.call('ZREM', KEYS[5], ARGV[1])
 local attempts = count_of(redis.call('HGET', KEYS[1], 'attempts'))
 if attempts > 0 then
   redis.call('HSET', KEYS[1], 'attempts', attempts - 1)

@@ -8,7 +8,7 @@ if not ok then return 'gone' end
 if not status then
   if redis.call('EXISTS', KEYS[1]) == 0 then return 'gone' end
 end
-if status == 'finished' or status == 'failed' or status == 'timeout' or status == 'canceled' then
+if ENDED_STATES[status] then
   return status
 end
 redis.call('HSET', KEYS[1], 'waiters', '1')

@@ -27,7 +27,7 @@ the built-in brokers and for any broker on a :class:`~myrq.backends.store.Store`
 Times used here are short (leases of a few hundred ms) but each check allows
 generous slack, so the suite is not flaky on a loaded machine. The tests are
 grouped by area, one module each (producing, consuming, leases, batches,
-inspecting, robustness, timing); :class:`BrokerContract` combines them all.
+inspecting, robustness, timing, workflow); :class:`BrokerContract` combines them all.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ from myrq.testing.contract.leases import LeaseContract
 from myrq.testing.contract.producing import ProducingContract
 from myrq.testing.contract.robustness import RobustnessContract
 from myrq.testing.contract.timing import TimingContract
+from myrq.testing.contract.workflow import WorkflowContract
 
 __all__ = ["BrokerContract", "BrokerHooks"]
 
@@ -59,5 +60,6 @@ class BrokerContract(
     InspectingContract,
     RobustnessContract,
     TimingContract,
+    WorkflowContract,
 ):
     """Every contract test; subclass it and write :meth:`make_broker` and the hooks."""

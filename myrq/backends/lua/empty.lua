@@ -1,0 +1,19 @@
+-- Delete up to a chunk of the pending jobs of a queue: their records and their
+-- places on the queue. Ids whose record is not this queue's pending job (a
+-- duplicate, or a job that moved on) only leave the list.
+-- KEYS: queue list.  ARGV: chunk size, queue name.
+-- Returns {jobs deleted, ids left on the queue}.
+-- Job hashes are named from the prefix of KEYS[1] (<prefix>queue:<name>).
+local prefix = string.sub(KEYS[1], 1, -(#ARGV[2] + 7))
+local ids = redis.call('LRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)
+redis.call('LTRIM', KEYS[1], #ids, -1)
+local deleted = 0
+for _, id in ipairs(ids) do
+  local jkey = prefix .. 'job:' .. id
+  local ok, cur = pcall(redis.call, 'HMGET', jkey, 'status', 'queue')
+  if ok and cur[1] == 'pending' and (cur[2] == ARGV[2] or not cur[2]) then
+    redis.call('DEL', jkey)
+    deleted = deleted + 1
+  end
+end
+return {deleted, redis.call('LLEN', KEYS[1])}
