@@ -16,10 +16,14 @@ FAILED = {"status": b"failed", "error": b'{"type":"ValueError","message":"x","tr
 
 
 def child(
-    broker: Broker, job_id: str, *parents: str, allow_failure: bool = False, **opts: float
+    broker: Broker,
+    job_id: str,
+    *parents: str,
+    allow_failure: bool = False,
+    ttl: float | None = None,
 ) -> None:
     req = EnqueueRequest(
-        "q", job_id, record(), depends_on=parents, allow_failure=allow_failure, **opts
+        "q", job_id, record(), ttl=ttl, depends_on=parents, allow_failure=allow_failure
     )
     assert broker.enqueue_many([req]) == []
 
