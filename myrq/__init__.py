@@ -11,8 +11,11 @@
 
 from __future__ import annotations
 
+from myrq.callbacks import Callback
 from myrq.codec import ErrorInfo, JobError
 from myrq.config import configure
+from myrq.context import get_current_job
+from myrq.dependency import Dependency
 from myrq.exceptions import (
     BrokerConnectionError,
     BrokerError,
@@ -25,6 +28,7 @@ from myrq.exceptions import (
     InvalidJobError,
     JobExistsError,
     JobFailedError,
+    JobStopped,
     JobTimeout,
     MyrqError,
     NoSuchJobError,
@@ -33,8 +37,11 @@ from myrq.exceptions import (
     SignatureError,
     WaitTimeout,
 )
+from myrq.group import Group
+from myrq.hooks import Hooks, JobOutcome
 from myrq.job import Job
 from myrq.queue import Queue
+from myrq.registries import Registry
 from myrq.registry import task
 from myrq.retry import Backoff, NoRetry, Retry, RetryLater
 from myrq.status import JobStatus
@@ -47,24 +54,31 @@ __all__ = [
     "BrokerConnectionError",
     "BrokerError",
     "BrokerFullError",
+    "Callback",
     "ConfigurationError",
+    "Dependency",
     "DeserializationError",
     "ErrorInfo",
     "FunctionLookupError",
     "FunctionNotAllowed",
+    "Group",
+    "Hooks",
     "InvalidArgumentError",
     "InvalidJobError",
     "Job",
     "JobError",
     "JobExistsError",
     "JobFailedError",
+    "JobOutcome",
     "JobStatus",
+    "JobStopped",
     "JobTimeout",
     "MyrqError",
     "NoRetry",
     "NoSuchJobError",
     "PayloadTooLargeError",
     "Queue",
+    "Registry",
     "Retry",
     "RetryLater",
     "SerializationError",
@@ -73,5 +87,6 @@ __all__ = [
     "Worker",
     "__version__",
     "configure",
+    "get_current_job",
     "task",
 ]

@@ -12,7 +12,7 @@ next is the first period after that moment: missed periods are not run one
 by one.
 
 Cron expressions are read by ``croniter``: five fields, or six with seconds
-last (``"*/10 * * * * *"``), in a time zone (``tz``, default UTC). Intervals
+last (``"* * * * * */10"``: every ten seconds), in a time zone (``tz``, default UTC). Intervals
 (``60``, ``"15m"``) run at multiples of the interval since the epoch, so
 registering the same schedule again at the next deploy does not shift it.
 """
@@ -41,6 +41,7 @@ from myrq.schema import (
     F_CRON_VERSION,
     F_SIGNATURE,
     F_STATUS,
+    LIVE,
     S_SCHEDULED,
     format_number,
 )
@@ -52,7 +53,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("myrq.cron")
 
-_NAME = re.compile(r"[^\s\x00-\x1f\x7f]{1,100}")
+_NAME = re.compile(r"[^\s\x00-\x1f\x7f:]{1,100}")
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,10 @@ def register_cron(
 ) -> CronSchedule:
     """Store a schedule for ``queue`` and its first run (see :meth:`myrq.Queue.cron`)."""
     if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise InvalidJobError(f"invalid schedule name {name!r}: 1-100 characters, no spaces")
+        raise InvalidJobError(
+            f"invalid schedule name {name!r}: 1-100 characters, no spaces and no ':' "
+            "(the broker keeps '<name>:next' and '<name>:version' beside it)"
+        )
     timing = Timing(schedule, tz)
     template = {k: v for k, v in job.fields.items() if k not in (F_SIGNATURE, F_CREATED_AT)}
     spec = json.dumps(
@@ -189,6 +193,40 @@ def schedule_next(broker: Broker, delivery: Delivery, secret_key: bytes | None) 
     return broker.cron_next(delivery.queue, name, version, job)
 
 
+def ensure_next_runs(broker: Broker, queue: str, secret_key: bytes | None) -> list[str]:
+    """Give every schedule of ``queue`` that has no live next job one; return their names.
+
+    A schedule's next job is made by the worker that runs the current one; if
+    that step failed (the broker was unreachable), or the next job was run
+    early (``run_now``) and the schedule registered again meanwhile, it would
+    have none. Workers call this about once a minute (see
+    :class:`~myrq.worker.heartbeat.Heartbeat`), so a schedule heals itself.
+    """
+    healed = []
+    for name, entry in broker.crons(queue).items():
+        if entry.next_id is not None:
+            record = broker.get(entry.next_id)
+            if record is not None and record.get(F_STATUS) in LIVE:
+                continue
+        try:
+            data = json.loads(entry.spec)
+            timing = Timing(data["schedule"], data.get("tz"))
+            template = {k: base64.b64decode(v) for k, v in data["fields"].items()}
+        except (ValueError, KeyError, TypeError, InvalidJobError) as exc:
+            logger.error("schedule %s/%s cannot be read, so it does not run: %s", queue, name, exc)
+            continue
+        job = _occurrence(
+            queue, name, entry.version, template, timing.next_after(time.time()), secret_key
+        )
+        if broker.cron_next(queue, name, entry.version, job):
+            logger.warning(
+                "schedule %s/%s had no next run; scheduled it for %s",
+                queue, name, datetime.fromtimestamp(job.at, UTC).isoformat(),
+            )  # fmt: skip
+            healed.append(name)
+    return healed
+
+
 def _occurrence(  # noqa: PLR0917 - one internal helper
     queue: str,
     name: str,
@@ -218,4 +256,12 @@ def _due_of(job_id: str | None) -> float | None:
     return int(tail) / 1000 if tail.isdigit() else None
 
 
-__all__ = ["CronSchedule", "Timing", "register_cron", "remove_cron", "schedule_next", "schedules"]
+__all__ = [
+    "CronSchedule",
+    "Timing",
+    "ensure_next_runs",
+    "register_cron",
+    "remove_cron",
+    "schedule_next",
+    "schedules",
+]

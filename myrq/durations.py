@@ -13,6 +13,10 @@ from myrq.exceptions import ConfigurationError, InvalidJobError
 MAX_SECONDS = 10 * 365 * 24 * 3600.0
 
 
+#: What a duration may be written as: seconds, a ``timedelta``, or text (``"90s"``).
+Duration = float | str | timedelta
+
+
 def ttl_for_broker(seconds: float) -> float | None:
     """A ``*_ttl`` setting as the broker takes it: negative (forever) or not finite is None."""
     if seconds < 0 or not math.isfinite(seconds):

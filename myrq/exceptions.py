@@ -135,3 +135,11 @@ class JobTimeout(BaseException):
     It derives from ``BaseException`` so that a job's own ``except Exception``
     cannot swallow it.
     """
+
+
+class JobStopped(BaseException):
+    """Raised inside a running job that someone stopped (``job.stop()``, ``myrq stop``).
+
+    A ``BaseException``, like :class:`JobTimeout`, so that a job's own
+    ``except Exception`` cannot swallow it. The job ends ``stopped``.
+    """

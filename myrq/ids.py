@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 import uuid
 
 from myrq.exceptions import InvalidJobError
@@ -29,6 +30,14 @@ def validate_job_id(job_id: object) -> str:
         job_id.encode("utf-8")
     except UnicodeEncodeError:
         raise InvalidJobError(f"invalid job id {job_id!r}: it holds a lone surrogate") from None
+    if not job_id.isascii():
+        unseen = [c for c in job_id if unicodedata.category(c)[0] in "CZ"]
+        if unseen:
+            raise InvalidJobError(
+                f"invalid job id {job_id!r}: it holds the invisible or formatting character "
+                f"U+{ord(unseen[0]):04X} ({unicodedata.name(unseen[0], 'unnamed')}), which "
+                "makes ids that look alike; use visible characters only"
+            )
     return job_id
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import functools
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -11,11 +11,11 @@ from typing import Any
 from myrq import config
 from myrq.backends import Broker
 from myrq.backends.values import EnqueueRequest
-from myrq.codec import ErrorInfo, decode_payload, encode_payload
+from myrq.codec import encode_payload
 from myrq.defaults import DEFAULT_FAILURE_TTL
 from myrq.durations import parse_duration, ttl_for_broker
 from myrq.exceptions import (
-    DeserializationError,
+    BrokerFullError,
     InvalidJobError,
     JobFailedError,
     NoSuchJobError,
@@ -23,33 +23,24 @@ from myrq.exceptions import (
     WaitTimeout,
 )
 from myrq.ids import validate_job_id
+from myrq.job_record import JobRecord
 from myrq.retry import Retry
 from myrq.schema import (
     CANCELED_ERROR,
-    F_ATTEMPTS,
     F_CREATED_AT,
     F_DESCRIPTION,
-    F_ENDED_AT,
-    F_ERROR,
-    F_ERRORS,
     F_FAILURE_TTL,
-    F_LEASE,
+    F_META,
     F_PAYLOAD,
     F_QUEUE,
-    F_RESULT,
     F_RESULT_TTL,
     F_RETRY,
     F_SIGNATURE,
-    F_STARTED_AT,
     F_STATUS,
     F_TIMEOUT,
-    F_TRIES,
-    F_WORKER,
-    S_FINISHED,
     S_PENDING,
     format_number,
     format_timeout,
-    parse_number,
 )
 from myrq.serializers import Serializer
 from myrq.signing import sign
@@ -59,17 +50,7 @@ from myrq.status import JobStatus
 MAX_TIMEOUT = 366 * 24 * 3600
 
 
-def _when(raw: bytes | None) -> datetime | None:
-    value = parse_number(raw)
-    if value is None:
-        return None
-    try:
-        return datetime.fromtimestamp(value, UTC)
-    except (OverflowError, ValueError, OSError):  # out of datetime's range
-        return None
-
-
-class Job:
+class Job(JobRecord):
     """A stored function call and its outcome.
 
     Made by :meth:`Queue.enqueue` or loaded with :meth:`Job.fetch`. Its
@@ -90,6 +71,7 @@ class Job:
         self.serializer = serializer
         self._fields: dict[str, bytes] = dict(fields)
         self._payload: tuple[str, list[Any], dict[str, Any]] | None = None
+        self._meta: dict[str, Any] | None = None
         #: What :meth:`myrq.Queue.prepare` will hand the broker (None once fetched).
         self.request: EnqueueRequest | None = None
 
@@ -113,6 +95,7 @@ class Job:
         retry: Retry | None = None,
         max_payload_size: int = 0,
         secret_key: bytes | None = None,
+        extra: Mapping[str, bytes] | None = None,
     ) -> Job:
         """Build an unsaved job (encoding its payload now, so bad arguments fail here).
 
@@ -172,6 +155,8 @@ class Job:
             fields[F_RETRY] = retry.to_bytes()
         if description is not None:
             fields[F_DESCRIPTION] = description.encode("utf-8")
+        if extra:
+            fields.update(extra)
         if secret_key:
             fields[F_SIGNATURE] = sign(secret_key, job_id, fields)
         job = cls(job_id, fields, broker=broker, serializer=serializer)
@@ -211,6 +196,7 @@ class Job:
             raise NoSuchJobError(f"job {self.id!r} no longer exists (deleted or expired)")
         self._fields = fields
         self._payload = None
+        self._meta = None
 
     def delete(self) -> bool:
         """Delete the record and take the id off its queue. True if it existed."""
@@ -231,24 +217,83 @@ class Job:
         """Move a scheduled job (a later start, or a retry's wait) onto its queue now."""
         return self.broker.run_now(self.id)
 
-    def wait(self, timeout: float | str | timedelta | None = None, *, refresh: bool = True) -> Any:
+    def stop(self) -> bool:
+        """Stop the job, whatever it is doing; True unless it had ended already.
+
+        A running job is stopped by its worker within a heartbeat (a third of
+        the lease: 5 s by default): interrupted in process, or its process
+        killed when isolated; it ends ``stopped`` and its ``on_stopped``
+        callback runs. A job that has not started (pending, scheduled,
+        deferred) is canceled instead. Raises NoSuchJobError if there is no job.
+        """
+        status = self.broker.stop(self.id)
+        if status is None:
+            raise NoSuchJobError(f"no job {self.id!r} to stop (never enqueued, or expired)")
+        if status == "running":
+            return True
+        if status in ("pending", "scheduled", "deferred"):
+            # Started meanwhile? Then cancel finds it running: ask its worker again.
+            return self.cancel() or self.broker.stop(self.id) == "running"
+        return False
+
+    def requeue(self) -> bool:
+        """Run an ended job (failed, timed out, stopped, canceled, finished) again.
+
+        It goes to the end of its queue with fresh counts of claims and tries;
+        the errors of its earlier runs are kept (``job.errors``). False if the
+        job had not ended. Its dependents that were canceled stay canceled.
+        """
+        done = self.broker.requeue(self.id)
+        if done:
+            self._fields = self.broker.get(self.id) or self._fields
+            self._payload = None
+        return done
+
+    def save_meta(self) -> None:
+        """Store :attr:`meta` as it is now (from a job: report progress).
+
+        Raises:
+            NoSuchJobError: the record is gone; nothing was written.
+            SerializationError: the meta cannot be encoded by the job's serializer.
+        """
+        encoded = self.serializer.dumps(self.meta)
+        if not self.broker.set_fields(self.id, {F_META: encoded}):
+            raise NoSuchJobError(f"job {self.id!r} no longer exists: its meta was not saved")
+        self._fields[F_META] = encoded
+
+    def dependencies(self) -> list[Job]:
+        """The jobs this one depends on whose records still exist."""
+        found = []
+        for job_id in self.dependency_ids:
+            fields = self.broker.get(job_id)
+            if fields is not None:
+                found.append(Job(job_id, fields, broker=self.broker, serializer=self.serializer))
+        return found
+
+    def wait(self, timeout: float | str | timedelta | None = None) -> Any:
         """Block until the job ends and return its result.
 
         Waits without polling (the broker tells waiters when a job ends) for at
         most ``timeout`` (a duration; None: as long as it takes). While the job
-        waits for a retry it has not ended.
+        waits for a retry it has not ended. On a full Redis, which refuses the
+        waiter's mark, it reads the record every 0.2 s instead.
 
         Raises:
-            JobFailedError: it ended ``failed``, ``timeout`` or ``canceled``;
-                ``exc.job`` and ``exc.error`` tell how.
+            JobFailedError: it ended ``failed``, ``timeout``, ``canceled`` or
+                ``stopped``; ``exc.job`` and ``exc.error`` tell how.
             WaitTimeout: it did not end in time (a TimeoutError).
             NoSuchJobError: its record is gone (deleted, or not kept: result_ttl=0).
         """
         limit = None if timeout is None else parse_duration(timeout, "timeout")
         deadline = None if limit is None else time.monotonic() + limit
+        wait_for_end = self.broker.wait_for_end
         while True:
             remaining = 3600.0 if deadline is None else deadline - time.monotonic()
-            ended = self.broker.wait_for_end(self.id, max(remaining, 0.0))
+            try:
+                ended = wait_for_end(self.id, max(remaining, 0.0))
+            except BrokerFullError:
+                wait_for_end = functools.partial(Broker.wait_for_end, self.broker)  # polls
+                continue
             if ended:
                 break
             if deadline is not None and time.monotonic() >= deadline:
@@ -266,100 +311,6 @@ class Job:
             self.refresh()
         return self.status
 
-    @property
-    def status(self) -> JobStatus:
-        raw = self._fields.get(F_STATUS, b"pending").decode("utf-8", "replace")
-        try:
-            return JobStatus(raw)
-        except ValueError:
-            raise DeserializationError(
-                f"job {self.id!r} has status {raw!r}, which this version of myrq does not know"
-            ) from None
-
-    @property
-    def fields(self) -> dict[str, bytes]:
-        """A copy of the raw record as last read."""
-        return dict(self._fields)
-
-    @property
-    def result(self) -> Any:
-        """The function's return value once ``finished``; ``None`` before."""
-        raw = self._fields.get(F_RESULT)
-        if raw is None or self._fields.get(F_STATUS) != S_FINISHED:
-            return None
-        return self.serializer.loads(raw)
-
-    @property
-    def error(self) -> ErrorInfo | None:
-        """Why the job failed or timed out (type, message, traceback); else None."""
-        raw = self._fields.get(F_ERROR)
-        return None if raw is None else ErrorInfo.from_bytes(raw)
-
-    def _decoded(self) -> tuple[str, list[Any], dict[str, Any]]:
-        if self._payload is None:
-            self._payload = decode_payload(self.serializer, self._fields.get(F_PAYLOAD, b""))
-        return self._payload
-
-    @property
-    def func_name(self) -> str:
-        return self._decoded()[0]
-
-    @property
-    def args(self) -> list[Any]:
-        return self._decoded()[1]
-
-    @property
-    def kwargs(self) -> dict[str, Any]:
-        return self._decoded()[2]
-
-    @property
-    def origin(self) -> str:
-        """The queue the job was enqueued on."""
-        return self._fields.get(F_QUEUE, b"default").decode("utf-8", "replace")
-
-    @property
-    def timeout(self) -> float | None:
-        return parse_number(self._fields.get(F_TIMEOUT))
-
-    @property
-    def result_ttl(self) -> int | None:
-        """Seconds its record is kept once finished; None: the worker's default (1 hour)."""
-        value = parse_number(self._fields.get(F_RESULT_TTL))
-        return None if value is None else int(value)
-
-    @property
-    def failure_ttl(self) -> int | None:
-        """Seconds its record is kept once failed; None: the worker's default (7 days)."""
-        value = parse_number(self._fields.get(F_FAILURE_TTL))
-        return None if value is None else int(value)
-
-    @property
-    def description(self) -> str | None:
-        raw = self._fields.get(F_DESCRIPTION)
-        return None if raw is None else raw.decode("utf-8", "replace")
-
-    @property
-    def attempts(self) -> int:
-        value = parse_number(self._fields.get(F_ATTEMPTS))
-        return 0 if value is None else int(value)
-
-    @property
-    def worker_name(self) -> str | None:
-        raw = self._fields.get(F_WORKER)
-        return None if raw is None else raw.decode("utf-8", "replace")
-
-    @property
-    def created_at(self) -> datetime | None:
-        return _when(self._fields.get(F_CREATED_AT))
-
-    @property
-    def started_at(self) -> datetime | None:
-        return _when(self._fields.get(F_STARTED_AT))
-
-    @property
-    def ended_at(self) -> datetime | None:
-        return _when(self._fields.get(F_ENDED_AT))
-
     def lease_expires_at(self) -> datetime | None:
         """When the running job's lease runs out (read from the broker now); None if it holds none.
 
@@ -369,53 +320,6 @@ class Job:
         """
         deadline = self.broker.lease_deadline(self.id)
         return None if deadline is None else datetime.fromtimestamp(deadline, UTC)
-
-    @property
-    def lease_token(self) -> str | None:
-        raw = self._fields.get(F_LEASE)
-        return None if raw is None else raw.decode("utf-8", "replace")
-
-    @property
-    def tries(self) -> int:
-        """Failed runs so far (the function raised or timed out); see :class:`myrq.Retry`."""
-        value = parse_number(self._fields.get(F_TRIES))
-        return 0 if value is None else int(value)
-
-    @property
-    def errors(self) -> list[ErrorInfo]:
-        """The error of each failed run, oldest first (the last 20 are kept)."""
-        raw = self._fields.get(F_ERRORS)
-        try:
-            items = json.loads(raw) if raw else []
-        except (ValueError, RecursionError):
-            return []
-        return [
-            ErrorInfo(str(i.get("type")), str(i.get("message")), str(i.get("traceback", "")))
-            for i in items
-            if isinstance(i, dict)
-        ]
-
-    @property
-    def retry(self) -> Retry | None:
-        """The job's retry policy, if it has one."""
-        raw = self._fields.get(F_RETRY)
-        return None if raw is None else Retry.from_bytes(raw)
-
-    @property
-    def is_finished(self) -> bool:
-        return self.status is JobStatus.FINISHED
-
-    @property
-    def is_failed(self) -> bool:
-        return self.status in (JobStatus.FAILED, JobStatus.TIMEOUT)
-
-    @property
-    def is_canceled(self) -> bool:
-        return self.status is JobStatus.CANCELED
-
-    @property
-    def is_scheduled(self) -> bool:
-        return self.status is JobStatus.SCHEDULED
 
     def __repr__(self) -> str:
         status = self._fields.get(F_STATUS, b"?").decode("utf-8", "replace")

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
+from myrq.callbacks import Callback
+from myrq.dependency import Dependency
 from myrq.durations import parse_duration
 from myrq.exceptions import InvalidJobError
 from myrq.ids import validate_job_id
@@ -32,6 +34,11 @@ ENQUEUE_KEYWORDS = {
     "ttl": "ttl",
     "at_front": "at_front",
     "retry": "retry",
+    "depends_on": "depends_on",
+    "meta": "meta",
+    "on_success": "on_success",
+    "on_failure": "on_failure",
+    "on_stopped": "on_stopped",
     "job_result_ttl": "result_ttl",
     "job_failure_ttl": "failure_ttl",
     "job_description": "description",
@@ -58,6 +65,11 @@ class JobOptions:
     retry: Retry | None = None
     at: float | None = None  # seconds since the epoch
     delay: float | None = None
+    depends_on: Dependency | None = None
+    meta: Mapping[str, Any] | None = None
+    on_success: Callback | None = None
+    on_failure: Callback | None = None
+    on_stopped: Callback | None = None
 
     @classmethod
     def build(
@@ -73,6 +85,11 @@ class JobOptions:
         retry: object = None,
         at: object = None,
         delay: object = None,
+        depends_on: object = None,
+        meta: object = None,
+        on_success: object = None,
+        on_failure: object = None,
+        on_stopped: object = None,
     ) -> JobOptions:
         """Check and convert what a user wrote.
 
@@ -85,6 +102,16 @@ class JobOptions:
             raise InvalidJobError(f"at_front must be True or False, not {at_front!r}")
         if at is not None and delay is not None:
             raise InvalidJobError("give a job either a time (at) or a delay, not both")
+        if depends_on is not None and (at is not None or delay is not None):
+            raise InvalidJobError(
+                "a job with depends_on runs when its dependencies finish, so it cannot also "
+                "have a time (at) or a delay: enqueue it later from the last dependency, "
+                "or drop one of the two"
+            )
+        if meta is not None and not (
+            isinstance(meta, Mapping) and all(isinstance(k, str) for k in meta)
+        ):
+            raise InvalidJobError(f"meta must be a dict with str keys, not {meta!r}")
         return cls(
             timeout=None if timeout is None else _positive(timeout, "timeout"),
             job_id=None if job_id is None else validate_job_id(job_id),
@@ -96,52 +123,71 @@ class JobOptions:
             retry=Retry.of(retry),
             at=None if at is None else when(at),
             delay=None if delay is None else parse_duration(delay, "delay"),
+            depends_on=Dependency.of(depends_on),
+            meta=meta,
+            on_success=Callback.of(on_success, "on_success"),
+            on_failure=Callback.of(on_failure, "on_failure"),
+            on_stopped=Callback.of(on_stopped, "on_stopped"),
         )
 
 
-def split_enqueue_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Take the job options out of ``Queue.enqueue``'s keywords (the rest go to the function)."""
+def split_enqueue_kwargs(kwargs: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """Take the job options out of ``Queue.enqueue``'s keywords (the rest go to the function).
+
+    Returns the options by option name, and the keywords as written.
+    """
     for name, hint in UNSUPPORTED.items():
         if name in kwargs:
             raise InvalidJobError(f"enqueue(..., {name}=...): {hint}")
-    return {ENQUEUE_KEYWORDS[k]: kwargs.pop(k) for k in list(kwargs) if k in ENQUEUE_KEYWORDS}
+    written = [k for k in kwargs if k in ENQUEUE_KEYWORDS]
+    return {ENQUEUE_KEYWORDS[k]: kwargs.pop(k) for k in written}, written
 
 
-def check_call(
-    func: Callable[..., Any],
-    args: Sequence[Any],
-    kwargs: Mapping[str, Any],
-    options: Mapping[str, Any],
-) -> None:
-    """Refuse a call that ``func``'s signature cannot take, now rather than in the worker.
+def check_shadowing(func: Callable[..., Any], written: Collection[str]) -> None:
+    """Refuse job options whose keyword is also a parameter of ``func``.
 
-    ``options`` are the job options ``Queue.enqueue`` took out of the keywords:
-    if ``func`` has a parameter of the same name, which one was meant is unclear,
-    so that is refused too.
+    ``written`` are the keywords ``Queue.enqueue`` read as job options, as the
+    user wrote them (``job_timeout``, ``meta``...): if ``func`` has a parameter
+    of that very name, which one was meant is unclear.
 
     Raises:
-        InvalidJobError: the arguments do not bind, or an option shadows a parameter.
+        InvalidJobError: naming the keyword, and how to pass it to the function.
     """
     signature = _signature(func)
     if signature is None:
         return
-    name = getattr(func, "__qualname__", repr(func))
-    shadowed = [k for k in options if k in signature.parameters] + [
-        kw for kw, opt in ENQUEUE_KEYWORDS.items() if opt in options and kw in signature.parameters
-    ]
+    shadowed = [k for k in written if k in signature.parameters]
     if shadowed:
+        name = getattr(func, "__qualname__", repr(func))
         raise InvalidJobError(
             f"{name}() has a parameter {shadowed[0]!r}, which enqueue() reads as a job option; "
             f"use enqueue_call({name}, args=..., kwargs={{{shadowed[0]!r}: ...}}) to pass it to "
             "the function"
         )
+
+
+def check_binding(func: Callable[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
+    """Refuse a call that ``func``'s signature cannot take, now rather than in the worker.
+
+    Raises:
+        InvalidJobError: the arguments do not bind.
+    """
+    signature = _signature(func)
+    if signature is None:
+        return
     try:
         signature.bind(*args, **kwargs)
     except TypeError as exc:
+        name = getattr(func, "__qualname__", repr(func))
         raise InvalidJobError(
             f"{name}() cannot take these arguments: {exc}. If a keyword is meant as a job "
             f"option, its name is one of {', '.join(sorted(ENQUEUE_KEYWORDS))}"
         ) from None
+
+
+def option_names() -> frozenset[str]:
+    """The options :meth:`JobOptions.build` takes (``Queue.enqueue_call``'s keywords)."""
+    return frozenset(f.name for f in fields(JobOptions))
 
 
 _signatures: dict[Any, inspect.Signature | None] = {}

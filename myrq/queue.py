@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -10,19 +11,39 @@ from typing import Any
 from myrq import config
 from myrq.backends import Broker
 from myrq.backends.values import EnqueueRequest
+from myrq.callbacks import Callback
 from myrq.cron import CronSchedule, register_cron, remove_cron, schedules
 from myrq.defaults import DEFAULT_FAILURE_TTL, DEFAULT_RESULT_TTL, DEFAULT_TIMEOUT
+from myrq.dependency import Dependency
 from myrq.exceptions import InvalidJobError, JobExistsError
 from myrq.functions import function_name
+from myrq.group import Group
+from myrq.hooks import Hooks, active, call
 from myrq.ids import new_job_id, validate_queue_name
 from myrq.job import Job
-from myrq.options import JobOptions, check_call, split_enqueue_kwargs
+from myrq.options import (
+    ENQUEUE_KEYWORDS,
+    JobOptions,
+    check_binding,
+    check_shadowing,
+    option_names,
+    split_enqueue_kwargs,
+)
+from myrq.registries import QueueRegistries
 from myrq.registry import registry
 from myrq.retry import Retry
+from myrq.schema import (
+    F_ALLOW_FAILURE,
+    F_DEPENDS_ON,
+    F_META,
+    F_ON_FAILURE,
+    F_ON_STOPPED,
+    F_ON_SUCCESS,
+)
 from myrq.serializers import Serializer
 
 
-class Queue:
+class Queue(QueueRegistries):
     """A named queue of jobs in a broker.
 
     Args:
@@ -39,6 +60,8 @@ class Queue:
             1 MiB; 0: no cap).
         secret_key: signs each record (default: configured, ``MYRQ_SECRET_KEY``;
             ``b""``: do not sign); of several keys, the first signs.
+        hooks: :class:`~myrq.Hooks` told of each enqueue (beside those
+            installed with :func:`myrq.hooks.install`).
     """
 
     def __init__(
@@ -53,8 +76,10 @@ class Queue:
         default_retry: Retry | int | None = None,
         max_payload_size: int | None = None,
         secret_key: str | bytes | Sequence[str | bytes] | None = None,
+        hooks: Sequence[Hooks] = (),
     ) -> None:
         self.name = validate_queue_name(name)
+        self.hooks = list(hooks)
         self.max_payload_size = (
             config.max_payload_size() if max_payload_size is None else max_payload_size
         )
@@ -92,6 +117,13 @@ class Queue:
             (job_id, datetime.fromtimestamp(due).astimezone())
             for job_id, due in self.broker.scheduled(self.name, limit)
         ]
+
+    def fetch_job(self, job_id: str) -> Job | None:
+        """The job stored under ``job_id`` (any queue's), or None."""
+        fields = self.broker.get(job_id)
+        if fields is None:
+            return None
+        return Job(job_id, fields, broker=self.broker, serializer=self.serializer)
 
     # -- enqueueing --------------------------------------------------------
 
@@ -142,6 +174,11 @@ class Queue:
         retry: Retry | int | None = None,
         at: datetime | float | None = None,
         delay: float | str | timedelta | None = None,
+        depends_on: Dependency | Job | str | Sequence[Job | str] | None = None,
+        meta: Mapping[str, Any] | None = None,
+        on_success: Callback | Callable[..., Any] | str | None = None,
+        on_failure: Callback | Callable[..., Any] | str | None = None,
+        on_stopped: Callback | Callable[..., Any] | str | None = None,
     ) -> Job:
         """Enqueue ``func`` with ``args`` and ``kwargs`` given apart from the options.
 
@@ -152,7 +189,11 @@ class Queue:
         ``ttl`` how long it may wait to start (then it is canceled, not run);
         ``at_front`` to go to the head of the queue; ``retry`` a :class:`Retry`
         (or a number of retries) for when it fails; ``at`` (an aware datetime)
-        or ``delay`` to run it later.
+        or ``delay`` to run it later; ``depends_on`` jobs (or ids, or a
+        :class:`~myrq.Dependency`) that must finish first; ``meta`` a dict
+        stored with the job (``job.meta``); ``on_success``, ``on_failure``,
+        ``on_stopped`` callbacks (a function, its name or a
+        :class:`~myrq.Callback`) the worker calls after the job.
 
         Everything is checked and encoded before anything is written, so an
         error here leaves the broker untouched.
@@ -161,7 +202,8 @@ class Queue:
             InvalidJobError: ``func`` cannot be imported by a worker, or an
                 option is invalid (the message names it).
             SerializationError: an argument cannot be encoded.
-            JobExistsError: a scheduled, pending or running job already has ``job_id``.
+            JobExistsError: a scheduled, deferred, pending or running job already
+                has ``job_id``.
             BrokerFullError: the broker is out of memory; nothing was stored.
             BrokerConnectionError: the broker could not be reached or its reply was
                 lost: the job was either not stored or stored whole, never half.
@@ -170,19 +212,33 @@ class Queue:
             func, args, kwargs,
             timeout=timeout, job_id=job_id, description=description, result_ttl=result_ttl,
             failure_ttl=failure_ttl, ttl=ttl, at_front=at_front, retry=retry, at=at, delay=delay,
+            depends_on=depends_on, meta=meta, on_success=on_success, on_failure=on_failure,
+            on_stopped=on_stopped,
         )  # fmt: skip
+        hooks = active(self.hooks)
+        if hooks:
+            self._before_enqueue(hooks, job)
         req = job.request
         assert req is not None  # prepare() sets it
-        self.broker.enqueue(
-            req.queue,
-            req.job_id,
-            req.fields,
-            at=req.at,
-            delay=req.delay,
-            front=req.front,
-            ttl=req.ttl,
-        )
+        if req.depends_on:
+            if self.broker.enqueue_many([req]):
+                raise JobExistsError(req.job_id)
+        else:
+            self.broker.enqueue(
+                req.queue, req.job_id, req.fields,
+                at=req.at, delay=req.delay, front=req.front, ttl=req.ttl,
+            )  # fmt: skip
+        if hooks:
+            call(hooks, "after_enqueue", job)
         return job
+
+    def _before_enqueue(self, hooks: list[Hooks], job: Job) -> None:
+        """Tell ``hooks``; store what they put in ``job.meta``."""
+        call(hooks, "before_enqueue", job)
+        if job._meta is not None:  # read, perhaps changed: store it as it is now
+            job._fields[F_META] = self.serializer.dumps(job._meta)
+            if job.request is not None:
+                job.request = replace(job.request, fields=job._fields)
 
     def prepare(
         self,
@@ -200,6 +256,15 @@ class Queue:
         if kwargs is not None and not isinstance(kwargs, Mapping):
             raise InvalidJobError(f"kwargs must be a mapping, not {type(kwargs).__name__}")
         name = function_name(func)
+        if callable(func) and not isinstance(func, str):
+            check_binding(func, args, kwargs or {})
+        unknown = sorted(set(options) - option_names())
+        if unknown:
+            raise InvalidJobError(
+                f"unknown job option {unknown[0]!r}; the options are "
+                f"{', '.join(sorted(option_names()))} (enqueue() also takes RQ's names: "
+                f"{', '.join(k for k, v in ENQUEUE_KEYWORDS.items() if k != v)})"
+            )
         given = {k: v for k, v in options.items() if v is not None and v is not False}
         opts = JobOptions.build(**{**registry.options(name), **given})
         job = Job.create(
@@ -219,22 +284,47 @@ class Queue:
             retry=opts.retry if opts.retry is not None else self.default_retry,
             max_payload_size=self.max_payload_size,
             secret_key=self._secret_key,
+            extra=self._extra_fields(opts),
         )
+        deps = opts.depends_on
         job.request = EnqueueRequest(
-            self.name, job.id, job.fields, opts.at, opts.delay, opts.at_front, opts.ttl
-        )
+            self.name, job.id, job.fields, opts.at, opts.delay, opts.at_front, opts.ttl,
+            depends_on=deps.jobs if deps else (),
+            allow_failure=bool(deps and deps.allow_failure),
+        )  # fmt: skip
         return job
 
-    def enqueue_many(self, jobs: Iterable[Job]) -> list[Job]:
+    def _extra_fields(self, opts: JobOptions) -> dict[str, bytes]:
+        """The record's fields for the workflow options (signed with the rest)."""
+        extra: dict[str, bytes] = {}
+        if opts.meta:
+            extra[F_META] = self.serializer.dumps(dict(opts.meta))
+        if opts.depends_on is not None:
+            extra[F_DEPENDS_ON] = json.dumps(list(opts.depends_on.jobs)).encode()
+            if opts.depends_on.allow_failure:
+                extra[F_ALLOW_FAILURE] = b"1"
+        for name, callback in (
+            (F_ON_SUCCESS, opts.on_success),
+            (F_ON_FAILURE, opts.on_failure),
+            (F_ON_STOPPED, opts.on_stopped),
+        ):
+            if callback is not None:
+                extra[name] = callback.to_bytes()
+        return extra
+
+    def enqueue_many(self, jobs: Iterable[Job]) -> Group:
         """Store jobs made by :meth:`prepare` in as few round trips as the broker allows.
 
-        Each job is stored atomically; the batch as a whole is not.
+        Each job is stored atomically; the batch as a whole is not. Returns a
+        :class:`~myrq.Group` of the jobs: a list that also counts their
+        states and waits for them all.
 
         Raises:
             JobExistsError: some ids were held by live jobs; those were not
                 stored, all others were (``exc.job_ids`` lists the refused ones).
         """
         batch = list(jobs)
+        hooks = active(self.hooks)
         requests = []
         for job in batch:
             if job.broker is not self.broker or job.origin != self.name or job.request is None:
@@ -242,11 +332,19 @@ class Queue:
                     f"job {job.id!r} was prepared for queue {job.origin!r} of {job.broker!r}; "
                     f"prepare it with this queue ({self.name!r})"
                 )
+        for job in batch:
+            if hooks:
+                self._before_enqueue(hooks, job)
+            assert job.request is not None  # checked above
             requests.append(replace(job.request, fields=job._fields))
         refused = self.broker.enqueue_many(requests)
+        if hooks:
+            for job in batch:
+                if job.id not in refused:
+                    call(hooks, "after_enqueue", job)
         if refused:
             raise JobExistsError(refused)
-        return batch
+        return Group(batch)
 
     # -- periodic jobs --------------------------------------------------------
 
@@ -264,7 +362,7 @@ class Queue:
         """Run ``func(*args, **kwargs)`` on this queue periodically, from now on.
 
         ``schedule`` is a cron expression (five fields, or six with seconds
-        last: ``"*/10 * * * * *"``), read in the time zone ``tz`` (default
+        last: ``"* * * * * */10"`` is every ten seconds), read in the time zone ``tz`` (default
         UTC), or an interval (seconds, a ``timedelta`` or ``"15m"``). The
         schedule is stored in the broker: registering it once (at deploy) is
         enough, any worker of this queue runs its jobs, and each period runs
@@ -274,6 +372,13 @@ class Queue:
         missed period. ``options`` are :meth:`enqueue_call`'s (``timeout``,
         ``retry``...), for every job of the schedule.
         """
+        options = {ENQUEUE_KEYWORDS.get(k, k): v for k, v in options.items()}
+        for option in ("ttl", "at_front", "at", "delay", "job_id", "depends_on"):
+            if options.get(option) not in (None, False):
+                raise InvalidJobError(
+                    f"a periodic schedule's jobs cannot take {option}: each run is due at "
+                    "its period and has an id made from the schedule's name and its time"
+                )
         job = self.prepare(func, args, kwargs, **options)
         return register_cron(self, schedule, job, name=name or job.func_name, tz=tz)
 
@@ -287,11 +392,11 @@ class Queue:
 
 
 def _split(func: object, args: Sequence[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Take the job options out of ``kwargs``; check the call against ``func``'s signature."""
-    options = split_enqueue_kwargs(kwargs)
-    if callable(func) and not isinstance(func, str):
+    """Take the job options out of ``kwargs``; refuse options that shadow ``func``'s parameters."""
+    options, written = split_enqueue_kwargs(kwargs)
+    if written and callable(func) and not isinstance(func, str):
         function_name(func)  # a lambda or a nested function is refused first, for what it is
-        check_call(func, args, kwargs, options)
+        check_shadowing(func, written)
     return options
 
 

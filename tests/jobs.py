@@ -220,3 +220,13 @@ def orphan_sleeper(pid_file: str, seconds: float) -> str:
     Path(pid_file).write_text(str(os.getpid()))
     time.sleep(seconds)
     return "slept"
+
+
+def fetch(url: str, timeout: float = 10) -> str:
+    """Has a parameter named like a job option (``timeout``): ``job_timeout`` is not it."""
+    return f"{url} {timeout:g}"
+
+
+def takes_job_timeout(job_timeout: int) -> int:
+    """Has a parameter named like one of enqueue()'s option keywords."""
+    return job_timeout

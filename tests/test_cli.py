@@ -202,3 +202,37 @@ def test_enqueue_later_and_list_and_remove_schedules(capsys: pytest.CaptureFixtu
     assert main(["cron", "--broker", url]) == 0
     assert "no periodic schedules" in capsys.readouterr().out
     assert main(["cron", "--remove", "five", "--broker", url]) == 1  # needs its queue
+
+
+def test_stop_cancel_requeue_and_empty_from_the_command_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    url = "memory://cli-control"
+    for job_id, func, arg in [("bad", "tests.jobs.fail", '"x"'), ("ok", "tests.jobs.add", "1")]:
+        extra = [] if func == "tests.jobs.fail" else ["2"]
+        assert main(["enqueue", func, arg, *extra, "--job-id", job_id, "--broker", url]) == 0
+    assert main(["enqueue", "tests.jobs.add", "1", "2", "--job-id", "after",
+                 "--depends-on", "ok", "--broker", url]) == 0  # fmt: skip
+    assert main(["worker", "--burst", "--broker", url]) == 0
+    capsys.readouterr()
+    assert main(["info", "--broker", url]) == 0
+    assert "2 finished, 1 failed" in capsys.readouterr().out
+    assert main(["requeue", "bad", "--broker", url]) == 0
+    assert "bad: requeued on default" in capsys.readouterr().out
+    assert main(["requeue", "bad", "--broker", url]) == 1  # pending now: not ended
+    assert main(["cancel", "bad", "--broker", url]) == 0
+    assert main(["stop", "ok", "--broker", url]) == 0
+    assert "ok: had already ended (finished)" in capsys.readouterr().out
+    assert main(["requeue", "--queue", "default", "--state", "canceled", "--broker", url]) == 0
+    assert "requeued 1 job(s) of default (canceled)" in capsys.readouterr().out
+    assert main(["empty", "default", "--broker", url]) == 0
+    assert "1 job(s) waiting; run again with --yes" in capsys.readouterr().out
+    assert main(["empty", "default", "--yes", "--broker", url]) == 0
+    assert "deleted 1 waiting job(s)" in capsys.readouterr().out
+    assert main(["stop", "bad", "--broker", url]) == 1  # deleted: no such job
+    assert main(["requeue", "--broker", url]) == 1  # neither ids nor a queue
+
+
+def test_version() -> None:
+    result = myrq("--version")
+    assert result.returncode == 0 and result.stdout.startswith("myrq ")

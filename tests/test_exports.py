@@ -11,12 +11,12 @@ import myrq.worker
 
 def test_top_level_exports() -> None:
     assert set(myrq.__all__) == {
-        "Backoff", "BrokerConnectionError", "BrokerError", "BrokerFullError", "ConfigurationError",
-        "DeserializationError",
-        "ErrorInfo", "FunctionLookupError", "FunctionNotAllowed", "InvalidArgumentError", "InvalidJobError", "Job", "JobError",
-        "JobExistsError", "JobFailedError", "JobStatus", "JobTimeout", "MyrqError", "NoRetry", "NoSuchJobError",
-        "PayloadTooLargeError", "Queue", "Retry", "RetryLater", "SerializationError", "SignatureError", "WaitTimeout", "Worker",
-        "__version__", "configure", "task",
+        "Backoff", "BrokerConnectionError", "BrokerError", "BrokerFullError", "Callback",
+        "ConfigurationError", "Dependency", "DeserializationError",
+        "ErrorInfo", "FunctionLookupError", "FunctionNotAllowed", "Group", "Hooks", "InvalidArgumentError", "InvalidJobError", "Job", "JobError",
+        "JobExistsError", "JobFailedError", "JobOutcome", "JobStatus", "JobStopped", "JobTimeout", "MyrqError", "NoRetry", "NoSuchJobError",
+        "PayloadTooLargeError", "Queue", "Registry", "Retry", "RetryLater", "SerializationError", "SignatureError", "WaitTimeout", "Worker",
+        "__version__", "configure", "get_current_job", "task",
     }  # fmt: skip
     for name in myrq.__all__:
         assert hasattr(myrq, name)

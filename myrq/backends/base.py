@@ -31,7 +31,7 @@ from myrq.backends.values import (
     FinishRequest,
     Reaped,
 )
-from myrq.exceptions import JobExistsError
+from myrq.exceptions import InvalidJobError, JobExistsError
 from myrq.schema import F_STATUS, F_STOP
 
 
@@ -93,11 +93,33 @@ class Broker(ControlSteps, ABC):
     def enqueue_many(self, requests: Sequence[EnqueueRequest]) -> list[str]:
         """Enqueue several jobs; each one is atomic, the batch need not be.
 
+        Each request is :meth:`enqueue`'s arguments, plus its dependencies: a
+        job with ``depends_on`` waits ``deferred`` (in the ``deferred``
+        registry, field ``pending_deps`` counting the jobs not ended yet, and
+        ``allow_failure=1`` when set) until they have all finished; then it
+        goes to the end of its queue (its ``ttl`` counting from then). When
+        one of them ends otherwise (failed, timeout, canceled, stopped), the
+        job is canceled (error ``DependencyFailed``), and so on down the
+        chain, unless it allows failure: then it is released once they have
+        all ended. The step that ends a job does this; dependencies that had
+        ended before the enqueue count at once. Parents are marked
+        ``has_dependents=1``.
+
         Returns:
             The ids that were *not* enqueued because a live job held them.
 
-        Backends override this to batch round trips.
+        Raises:
+            InvalidJobError: a job depends on a job that does not exist; that
+                job was not stored, the others were (the message names them).
+
+        Backends override this to batch round trips, and must to support
+        dependencies: this default stores jobs one by one with :meth:`enqueue`.
         """
+        if any(req.depends_on for req in requests):
+            raise InvalidJobError(
+                f"{type(self).__name__} does not support depends_on: it must override "
+                "enqueue_many (see docs/writing-a-broker.md)"
+            )
         refused: list[str] = []
         for req in requests:
             try:

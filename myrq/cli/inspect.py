@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import time
 
+from myrq.backends import Broker
+from myrq.backends.control import REGISTRY_STATES
 from myrq.cli.common import Parser, add_common, broker_of, moment, span, worker_state
 from myrq.codec import ErrorInfo
 from myrq.exceptions import BrokerError, MyrqError
@@ -34,6 +36,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     for name in names:
         try:
             waiting = f"{broker.queue_length(name):>8} queued"
+            waiting += _registries(broker, name)
         except BrokerError as exc:  # a foreign key of another type under the queue's name
             waiting = f"unreadable ({exc})"
         print(f"  {name:<30} {waiting}")
@@ -54,6 +57,17 @@ def cmd_info(args: argparse.Namespace) -> int:
     if len(leased) > RUNNING_SHOWN:
         print(f"  ... and {len(leased) - RUNNING_SHOWN} more")
     return 0
+
+
+def _registries(broker: Broker, queue: str) -> str:
+    """The queue's non-empty registries: ``, 2 running, 5 failed``."""
+    parts = []
+    for state in REGISTRY_STATES:
+        if state != "pending":
+            n = broker.registry_count(queue, state)
+            if n:
+                parts.append(f"{n} {state}")
+    return ", " + ", ".join(parts) if parts else ""
 
 
 def _lease(deadline: float, now: float) -> str:

@@ -22,6 +22,12 @@ def add_commands(sub: argparse._SubParsersAction[Parser]) -> None:
     p.add_argument("--delay", metavar="DURATION", help="run it after this long (e.g. 10m)")
     p.add_argument("--retry", type=int, metavar="N", help="retry it up to N times if it fails")
     p.add_argument("--at-front", action="store_true", help="put it at the head of its queue")
+    p.add_argument(
+        "--depends-on",
+        action="append",
+        metavar="ID",
+        help="run it once this job has finished (repeatable)",
+    )
     add_common(p)
 
     p = sub.add_parser("cron", help="list the periodic schedules, or remove one")
@@ -59,6 +65,7 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
         delay=args.delay,
         retry=args.retry,
         at_front=args.at_front,
+        depends_on=args.depends_on,
     )
     print(job.id)
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -42,6 +43,9 @@ class JobAlarm:
         self._handler = self._on_alarm  # one bound method, so identity checks work
         self._outer: tuple[float, float, float] = (0.0, 0.0, 0.0)  # delay, interval, armed at
         self.interrupt: Callable[[BaseException, FrameType | None], None] = _raise
+        #: Called in the handler after :meth:`poke` (see :mod:`myrq.worker.stopping`).
+        self.on_poke: Callable[[FrameType | None], None] | None = None
+        self._poked = False
 
     def install(self) -> None:
         self._previous = signal.signal(signal.SIGALRM, self._handler)
@@ -76,7 +80,22 @@ class JobAlarm:
             signal.setitimer(signal.ITIMER_REAL, left, interval)
         self._outer = (0.0, 0.0, 0.0)
 
+    def poke(self) -> None:
+        """From another thread: run :attr:`on_poke` in the main thread's signal handler."""
+        self._poked = True
+        main = threading.main_thread().ident
+        if self._installed and main is not None:
+            signal.pthread_kill(main, signal.SIGALRM)
+
     def _on_alarm(self, signum: int, frame: FrameType | None) -> None:
+        if self._poked:
+            self._poked = False
+            if self.on_poke is not None:
+                self.on_poke(frame)
+            # The job's own timer may have fired at the same moment (the two
+            # signals merge): if it has run out, this is its timeout too.
+            if self._seconds is None or signal.getitimer(signal.ITIMER_REAL)[0] > 0:
+                return
         if self._seconds is not None:
             self.interrupt(JobTimeout(f"job exceeded its timeout of {self._seconds:g}s"), frame)
         elif callable(self._previous):

@@ -5,19 +5,26 @@ It runs in a thread of its own, so a long job (even a CPU-bound one, which
 still yields the GIL between bytecodes) keeps its lease, and leases left by
 dead workers are reaped while this worker is busy. Every beat costs at most
 three broker calls whatever the worker holds: one renewal of all its leases
-(none when it holds none), one registration, one reap.
+(none when it holds none), one registration, one reap; and about once a
+minute, the worker's upkeep (a few calls per queue: see ``Worker._maintain``).
+A renewal also tells the worker which of its jobs someone asked to stop (see
+:mod:`~myrq.worker.stopping`).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 
 from myrq.backends import Broker, Delivery
 from myrq.exceptions import BrokerError
 
 logger = logging.getLogger("myrq.worker")
+
+#: Seconds between two runs of the worker's upkeep.
+MAINTAIN_EVERY = 60.0
 
 
 class Heartbeat:
@@ -33,6 +40,8 @@ class Heartbeat:
         failure_ttl: float | None,
         held: Callable[[], Sequence[Delivery]] = list,
         info: Callable[[], Mapping[str, bytes]] | None = None,
+        on_stop: Callable[[str], None] | None = None,
+        maintenance: Callable[[], None] | None = None,
     ) -> None:
         self.broker = broker
         self.worker_name = worker_name
@@ -41,6 +50,9 @@ class Heartbeat:
         self.failure_ttl = failure_ttl
         self.held = held  # the deliveries whose leases the worker holds right now
         self.info = info  # the worker's record for the registry (None: not registered)
+        self.on_stop = on_stop  # told the id of a held job someone asked to stop
+        self.maintenance = maintenance  # run about once a minute
+        self._last_maintenance = time.monotonic()
         self._halt = threading.Event()
         self._thread = threading.Thread(
             target=self._run, name=f"myrq-heartbeat-{worker_name}", daemon=True
@@ -72,6 +84,7 @@ class Heartbeat:
             self.renew()
             self.register()
             self.reap()
+            self.maintain()
 
     def renew(self) -> None:
         """Renew every lease the worker holds now, in one broker call."""
@@ -89,6 +102,8 @@ class Heartbeat:
             return
         still_held = {id(d) for d in self.held()}
         for delivery, ok in zip(held, renewed, strict=True):
+            if ok == 2 and self.on_stop is not None and id(delivery) in still_held:
+                self.on_stop(delivery.job_id)
             # Not renewed because the worker finished it meanwhile is no loss.
             if not ok and id(delivery) in still_held:
                 logger.warning(
@@ -96,6 +111,19 @@ class Heartbeat:
                     self.worker_name,
                     delivery.job_id,
                 )
+
+    def maintain(self) -> None:
+        """About once a minute, the worker's upkeep (registries, schedules: see Worker)."""
+        now = time.monotonic()
+        if self.maintenance is None or now - self._last_maintenance < MAINTAIN_EVERY:
+            return
+        self._last_maintenance = now
+        try:
+            self.maintenance()
+        except BrokerError as exc:
+            logger.warning("worker %s: upkeep failed: %s", self.worker_name, exc)
+        except Exception:
+            logger.exception("worker %s: upkeep failed", self.worker_name)
 
     def register(self) -> None:
         """Record the worker as alive for one lease (see ``myrq workers``)."""

@@ -84,6 +84,8 @@ class Outbox:
         # One id per claim, kept until the claim's reply arrives: a retry after a
         # lost reply then gets the same jobs back, not a second batch.
         self._claim_id: str | None = None
+        #: Told the outcomes each flush wrote (the worker runs their callbacks).
+        self.on_written: Callable[[list[Done]], None] | None = None
 
     # -- claiming ------------------------------------------------------------
 
@@ -229,6 +231,8 @@ class Outbox:
             # out by our own first write.
             item.written = ok or self._already_written(item)
             self._account(item)
+        if self.on_written is not None:
+            self.on_written(items)
         return following
 
     def _ended_at(self, delivery: Delivery) -> bytes:

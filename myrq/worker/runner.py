@@ -21,7 +21,7 @@ from typing import Any
 from myrq.backends import Delivery
 from myrq.codec import ErrorInfo, decode_payload, safe_str
 from myrq.durations import MAX_SECONDS
-from myrq.exceptions import FunctionLookupError, JobTimeout, SignatureError
+from myrq.exceptions import FunctionLookupError, JobStopped, JobTimeout, SignatureError
 from myrq.registry import AllowList
 from myrq.schema import F_PAYLOAD, F_SIGNATURE, F_TIMEOUT, parse_number
 from myrq.serializers import Serializer
@@ -31,6 +31,7 @@ from myrq.worker.guard import JobGuard
 from myrq.worker.isolation import ChildOutcome, run_isolated
 from myrq.worker.settings import WorkerSettings
 from myrq.worker.shutdown import ShutdownNow
+from myrq.worker.stopping import stopped_error
 
 logger = logging.getLogger("myrq.worker")
 
@@ -51,6 +52,8 @@ class Outcome:
     #: False when the record failed its signature check: its TTL fields may be
     #: anyone's, so the worker's own are used.
     trusted: bool = True
+    #: The exception, when the job raised in this process (for hooks and callbacks).
+    exc: BaseException | None = None
 
 
 def failure(kind: str, message: str, func_name: str = "<refused>") -> Outcome:
@@ -145,19 +148,25 @@ class Runner:
             )
         except FunctionLookupError as exc:  # FunctionNotAllowed too: nothing was imported
             return failure(type(exc).__name__, str(exc), call.func_name)
-        except JobTimeout:
+        except JobTimeout as exc:
             message = f"job exceeded its timeout of {call.timeout:g}s and was stopped"
             return Outcome(
                 JobStatus.TIMEOUT,
                 error=_error_from_current(message),
                 func_name=call.func_name,
                 elapsed=time.monotonic() - started,
+                exc=exc,
             )
+        except JobStopped as exc:
+            return stopped(call.func_name, time.monotonic() - started, exc)
         except ShutdownNow:
             raise
         except BaseException as exc:  # a job's SystemExit/KeyboardInterrupt fails the job only
             return self._failed(call, exc, started)
-        elapsed = time.monotonic() - started
+        return self._finished(call, result, time.monotonic() - started)
+
+    def _finished(self, call: Call, result: Any, elapsed: float) -> Outcome:
+        """A job that returned: its value encoded, or a failure if it cannot be."""
         try:
             encoded = self.serializer.dumps(result)
         except Exception as exc:  # SerializationError, or a custom serializer's own error
@@ -179,27 +188,31 @@ class Runner:
             error=ErrorInfo.from_exception(exc),
             func_name=call.func_name,
             elapsed=time.monotonic() - started,
+            exc=exc,
         )
 
     def _run_isolated(self, call: Call) -> Outcome:
         started = time.monotonic()
         guard = self.guard
         guard.pending, guard.running = None, True
-        # A shutdown while the child runs kills and reaps it on its way out;
-        # the child's own timeout is the parent's deadline, not the alarm.
-        child: ChildOutcome = guard.call(
-            lambda: run_isolated,
-            [
-                functools.partial(self.allow.resolve, call.func_name),
-                call.args,
-                call.kwargs,
-                self.serializer,
-                call.timeout,
-                self.settings.job_memory_limit,
-            ],
-            {},
-            None,
-        )
+        # A shutdown (or a stop) while the child runs kills and reaps it on its
+        # way out; the child's own timeout is the parent's deadline, not the alarm.
+        try:
+            child: ChildOutcome = guard.call(
+                lambda: run_isolated,
+                [
+                    functools.partial(self.allow.resolve, call.func_name),
+                    call.args,
+                    call.kwargs,
+                    self.serializer,
+                    call.timeout,
+                    self.settings.job_memory_limit,
+                ],
+                {},
+                None,
+            )
+        except JobStopped as exc:
+            return stopped(call.func_name, time.monotonic() - started, exc)
         elapsed = time.monotonic() - started
         if child.timed_out:
             message = f"job exceeded its timeout of {call.timeout:g}s; its process was killed"
@@ -214,6 +227,12 @@ class Runner:
         return Outcome(
             JobStatus.FINISHED, result=child.result, func_name=call.func_name, elapsed=elapsed
         )
+
+
+def stopped(func_name: str, elapsed: float, exc: BaseException | None = None) -> Outcome:
+    """A job stopped on request (``job.stop()``): it ran until then, or not at all."""
+    error = stopped_error(ran=exc is not None)
+    return Outcome(JobStatus.STOPPED, error=error, func_name=func_name, elapsed=elapsed, exc=exc)
 
 
 def _error_from_current(message: str) -> ErrorInfo:

@@ -8,9 +8,11 @@ import random
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
 
 from myrq import config
-from myrq.durations import MAX_SECONDS, check_seconds
+from myrq.durations import MAX_SECONDS, Duration, check_seconds, parse_duration
 from myrq.exceptions import ConfigurationError, InvalidJobError
 from myrq.ids import validate_queue_name
 
@@ -25,8 +27,8 @@ class WorkerSettings:
     max_attempts: int
     idle_wait: float
     default_timeout: float
-    result_ttl: int
-    failure_ttl: int
+    result_ttl: float
+    failure_ttl: float
     secret_keys: tuple[bytes, ...]
     max_payload_size: int
     grace_period: float | None
@@ -40,15 +42,15 @@ class WorkerSettings:
         cls,
         queue_names: Sequence[str],
         name: str | None,
-        lease_ttl: float,
+        lease_ttl: Duration,
         max_attempts: int,
-        idle_wait: float,
-        default_timeout: float,
-        result_ttl: int,
-        failure_ttl: int,
+        idle_wait: Duration,
+        default_timeout: Duration,
+        result_ttl: Duration,
+        failure_ttl: Duration,
         secret_key: str | bytes | Sequence[str | bytes] | None,
         max_payload_size: int | None,
-        grace_period: float | None,
+        grace_period: Duration | None,
         isolate: bool | Sequence[str],
         job_memory_limit: int | None,
         prefetch: int,
@@ -62,6 +64,15 @@ class WorkerSettings:
         if not queue_names:
             raise InvalidJobError("a Worker needs at least one queue name")
         names = tuple(validate_queue_name(n) for n in queue_names)
+        lease_ttl, idle_wait, default_timeout = (
+            _duration("lease_ttl", lease_ttl),
+            _duration("idle_wait", idle_wait),
+            _duration("default_timeout", default_timeout),
+        )
+        result_ttl = _duration("result_ttl", result_ttl, forever=True)
+        failure_ttl = _duration("failure_ttl", failure_ttl, forever=True)
+        if grace_period is not None:
+            grace_period = _duration("grace_period", grace_period)
         check_seconds("lease_ttl", lease_ttl, minimum=1.0, maximum=MAX_SECONDS)
         check_seconds("idle_wait", idle_wait, minimum=0.01)
         check_seconds("default_timeout", default_timeout, minimum=0.001, maximum=MAX_SECONDS)
@@ -120,6 +131,16 @@ class WorkerSettings:
     def isolates(self, queue: str) -> bool:
         """True if jobs taken from ``queue`` run in a child process."""
         return self.isolate_all or queue in self.isolated_queues
+
+
+def _duration(name: str, value: Any, *, forever: bool = False) -> float:
+    """A duration written as text (``"5m"``) or a ``timedelta`` as seconds; numbers as they are."""
+    if isinstance(value, str | timedelta):
+        try:
+            return parse_duration(value, name, forever=forever)
+        except InvalidJobError as exc:
+            raise ConfigurationError(str(exc)) from None
+    return value  # type: ignore[no-any-return]  # checked by the caller, with its name
 
 
 def _isolation(

@@ -16,6 +16,7 @@ The parts, one module each: :mod:`~myrq.worker.settings` (checked options),
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
@@ -26,22 +27,26 @@ from contextlib import contextmanager
 
 from myrq import config
 from myrq.backends import Broker, Delivery
-from myrq.cron import schedule_next
-from myrq.durations import ttl_for_broker
+from myrq.context import current_job
+from myrq.cron import ensure_next_runs, schedule_next
+from myrq.durations import Duration, ttl_for_broker
 from myrq.exceptions import BrokerError, InvalidJobError
+from myrq.hooks import ExceptionHandler, Hooks
 from myrq.queue import Queue
 from myrq.registry import AllowList, FunctionRegistry, registry
-from myrq.schema import F_CRON, F_STATUS, format_number, format_time
+from myrq.schema import F_CRON, format_number, format_time
 from myrq.serializers import Serializer
 from myrq.status import JobStatus
+from myrq.worker.after import AfterJob
 from myrq.worker.alarm import JobAlarm
 from myrq.worker.guard import JobGuard
 from myrq.worker.heartbeat import Heartbeat
 from myrq.worker.outbox import Outbox
-from myrq.worker.runner import Call, Runner
+from myrq.worker.runner import Call, Runner, stopped
 from myrq.worker.settings import WorkerSettings
 from myrq.worker.shutdown import Shutdown, ShutdownNow
-from myrq.worker.stats import WorkerStats
+from myrq.worker.stats import WorkerStats, log_skip
+from myrq.worker.stopping import StopRequests
 
 logger = logging.getLogger("myrq.worker")
 
@@ -88,6 +93,10 @@ class Worker:
             write their outcomes together (one round trip per batch instead of
             per job); 1 turns it off. Only on brokers with ``batch_claims``.
             Claimed jobs not yet started are given back on shutdown.
+        hooks: :class:`~myrq.Hooks` called around every job (beside those
+            installed with :func:`myrq.hooks.install`).
+        exception_handlers: RQ-style ``handler(job, exc_type, exc_value, tb)``
+            called for each failed or timed-out run until one returns False.
     """
 
     def __init__(
@@ -97,20 +106,22 @@ class Worker:
         serializer: Serializer | str | None = None,
         *,
         name: str | None = None,
-        lease_ttl: float = 15.0,
+        lease_ttl: Duration = 15.0,
         max_attempts: int = 3,
-        idle_wait: float = 1.0,
-        default_timeout: float = config.DEFAULT_TIMEOUT,
-        result_ttl: int = config.DEFAULT_RESULT_TTL,
-        failure_ttl: int = config.DEFAULT_FAILURE_TTL,
+        idle_wait: Duration = 1.0,
+        default_timeout: Duration = config.DEFAULT_TIMEOUT,
+        result_ttl: Duration = config.DEFAULT_RESULT_TTL,
+        failure_ttl: Duration = config.DEFAULT_FAILURE_TTL,
         allow: Sequence[str] | str = (),
         registry: FunctionRegistry = registry,
         secret_key: str | bytes | Sequence[str | bytes] | None = None,
         max_payload_size: int | None = None,
-        grace_period: float | None = 30.0,
+        grace_period: Duration | None = 30.0,
         isolate: bool | Sequence[str] = False,
         job_memory_limit: int | None = None,
         prefetch: int = 16,
+        hooks: Sequence[Hooks] = (),
+        exception_handlers: Sequence[ExceptionHandler] = (),
     ) -> None:
         if isinstance(queues, str):
             queues = [queues]
@@ -140,8 +151,12 @@ class Worker:
         self._stop = threading.Event()  # take no more jobs
         self._alarm = JobAlarm()
         guard = JobGuard(self._alarm)
-        self._shutdown = Shutdown(self.name, grace_period, self._stop, guard)
+        self._shutdown = Shutdown(self.name, self.settings.grace_period, self._stop, guard)
         self._runner = Runner(self.settings, self.serializer, self.allow, guard)
+        self._stops = StopRequests(self._alarm, guard)
+        self._after = AfterJob(
+            self.broker, self.serializer, self.allow, guard, hooks, exception_handlers
+        )
         self._durations: dict[str, float] = {}  # function name -> its last run, seconds
         self._started_at = 0.0
 
@@ -177,6 +192,7 @@ class Worker:
             self._skip(delivery)
             return None
         outbox = Outbox(self.broker, self.settings, self.stats, threading.Event())
+        outbox.on_written = self._after.written
         outbox.received([delivery])
         outbox.next()
         self._process(delivery, outbox)
@@ -232,6 +248,8 @@ class Worker:
             self._schedule_next(delivery)
         self._shutdown.ensure_installed()
         prepared = self._runner.prepare(delivery)
+        if isinstance(prepared, Call) and self._stops.take(delivery.job_id):
+            prepared = stopped(prepared.func_name, 0.0)  # asked to stop before it started
         if isinstance(prepared, Call):
             if logger.isEnabledFor(logging.DEBUG):
                 logger.debug(
@@ -241,8 +259,13 @@ class Worker:
                 # Outcomes of quick jobs are written together, but a job that may
                 # be slow must not keep them unwritten (their callers waiting).
                 outbox.flush()
+            self._after.before(delivery)
             try:
-                outcome = self._runner.run(prepared)
+                with (
+                    self._stops.running(delivery.job_id),
+                    current_job(functools.partial(self._after.job_of, delivery)),
+                ):
+                    outcome = self._runner.run(prepared)
             except ShutdownNow:
                 outbox.drop()
                 outbox.give_back(delivery)
@@ -250,7 +273,9 @@ class Worker:
             self._remember(outcome.func_name, outcome.elapsed)
         else:
             outcome = prepared
-        outbox.add(delivery, outcome)
+        after = self._after
+        done = outbox.add(delivery, after.failed(delivery, outcome))
+        after.ran(delivery, outcome, done)
         return outcome.elapsed
 
     def _schedule_next(self, delivery: Delivery) -> None:
@@ -266,6 +291,15 @@ class Worker:
                 exc,
             )
 
+    def _maintain(self) -> None:
+        """Upkeep, from the heartbeat thread about once a minute, per queue: drop
+        registry entries whose records expired, and give periodic schedules that
+        lost their next run one (any worker may; each step is idempotent)."""
+        keys = self.settings.secret_keys
+        for queue in self.queue_names:
+            self.broker.trim_registries(queue)
+            ensure_next_runs(self.broker, queue, keys[0] if keys else None)
+
     def _known_quick(self, func_name: str) -> bool:
         return self._durations.get(func_name, QUICK) < QUICK
 
@@ -275,26 +309,7 @@ class Worker:
 
     def _skip(self, delivery: Delivery) -> None:
         self.stats.skipped += 1
-        if delivery.note == "expired":
-            logger.warning(
-                "%s: job %s was not started within its ttl: canceled, not run",
-                delivery.queue,
-                delivery.job_id,
-            )
-        elif delivery.fields is None:
-            logger.warning(
-                "queue %s held id %s, which has no job record (expired or deleted); dropped the id",
-                delivery.queue,
-                delivery.job_id,
-            )
-        else:
-            status = delivery.fields.get(F_STATUS, b"?").decode("utf-8", "replace")
-            logger.warning(
-                "queue %s held id %s, whose job is already %s; dropped the duplicate id",
-                delivery.queue,
-                delivery.job_id,
-                status,
-            )
+        log_skip(delivery)
 
     # -- start and stop -----------------------------------------------------
 
@@ -321,6 +336,8 @@ class Worker:
         settings = self.settings
         self._started_at = time.time()
         outbox = Outbox(self.broker, settings, self.stats, self._stop)
+        outbox.on_written = self._after.written
+        self._after.refresh()
         heartbeat = Heartbeat(
             self.broker,
             self.name,
@@ -329,6 +346,8 @@ class Worker:
             failure_ttl=ttl_for_broker(settings.failure_ttl),
             held=outbox.held,
             info=lambda: self._registration(outbox),
+            on_stop=self._stops.request,
+            maintenance=self._maintain,
         )
         restore_signals = self._shutdown.install()
         in_main = threading.current_thread() is threading.main_thread()
@@ -346,11 +365,13 @@ class Worker:
                 self.name,
             )
         heartbeat.start()
+        self._after.around_worker("worker_started", self)
         try:
             yield outbox
         finally:
             try:
                 outbox.close()
+                self._after.around_worker("worker_stopped", self)
             finally:
                 self._stop.set()
                 self._shutdown.close()
@@ -359,6 +380,7 @@ class Worker:
                 restore_signals()
                 s = self.stats
                 logger.info(
-                    "worker %s stopped: %d finished, %d failed, %d timed out, %d skipped",
-                    self.name, s.finished, s.failed, s.timed_out, s.skipped,
+                    "worker %s stopped: %d finished, %d failed, %d timed out, %d stopped, "
+                    "%d skipped",
+                    self.name, s.finished, s.failed, s.timed_out, s.stopped, s.skipped,
                 )  # fmt: skip

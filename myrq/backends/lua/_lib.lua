@@ -85,12 +85,60 @@ local function registered(prefix, qname, id, status, ttl_ms, now_ms)
   end
 end
 
--- A job ended: its dependents (dependents:<id>) are released when it finished
--- (or when they allow failure), else canceled, and so on down the chain. Every
--- key is named from the prefix: under Redis Cluster, parent and children must
--- share it (see docs/redis-keys.md). Returns the number of jobs it changed.
-local function settle(prefix, id, ok, now_ms, now_s, default_ttl_ms, cap)
-  local todo, changed = {{id, ok}}, 0
+-- One dependent of pid, which ended (pok: it finished): released when pok (or
+-- when it allows failure) and pid was the last job it waited for, else canceled
+-- (its own dependents are added to todo, to be canceled in turn). A kid that is
+-- not deferred (gone, canceled, released already) is left alone. Returns 1 if
+-- it changed the kid, else 0.
+local function settle_kid(prefix, kid, pid, pok, now_ms, now_s, default_ttl_ms, cap, todo)
+  local kkey = prefix .. 'job:' .. kid
+  local got, cur = pcall(redis.call, 'HMGET', kkey, 'status', 'queue', 'allow_failure', 'ttl_ms', 'failure_ttl', 'waiters', 'has_dependents')
+  if not (got and cur[1] == 'deferred') then
+    return 0
+  end
+  local kq = cur[2] or 'default'
+  if pok or cur[3] == '1' then
+    if redis.call('HINCRBY', kkey, 'pending_deps', -1) <= 0 then
+      redis.call('ZREM', prefix .. 'deferred:' .. kq, kid)
+      redis.call('HSET', kkey, 'status', 'pending')
+      if cur[4] then
+        redis.call('HSET', kkey, 'expires_at', now_ms + tonumber(cur[4]))
+      end
+      redis.call('RPUSH', prefix .. 'queue:' .. kq, kid)
+      wake(prefix .. 'notify:' .. kq, cap)
+    end
+  else
+    redis.call('ZREM', prefix .. 'deferred:' .. kq, kid)
+    redis.call('HSET', kkey, 'status', 'canceled', 'ended_at', now_s, 'error',
+      '{"type":"DependencyFailed","message":"a job it depends on (' .. pid ..
+      ') did not finish","traceback":""}')
+    local ttl_ms = ttl_ms_of(cur[5]) or default_ttl_ms
+    registered(prefix, kq, kid, 'canceled', ttl_ms, now_ms)
+    if ttl_ms == 0 then
+      redis.call('DEL', kkey)
+    elseif ttl_ms > 0 then
+      redis.call('PEXPIRE', kkey, ttl_ms)
+    end
+    if cur[6] == '1' then
+      redis.call('RPUSH', prefix .. 'done:' .. kid, '1')
+      redis.call('PEXPIRE', prefix .. 'done:' .. kid, 60000)
+    end
+    if cur[7] == '1' then
+      todo[#todo + 1] = {kid, false}
+    end
+  end
+  return 1
+end
+
+-- Settle the dependents of each {id, ok} of todo, and so on down the chain.
+-- Every key is named from the prefix. A member of dependents:<id> that starts
+-- with the byte 0x1f is a dependent kept on another shard of the sharded layout
+-- (myrq/backends/redis_sharded_deps.py): no key of it may be touched here, so
+-- '<member> 0x1f <id> 0x1f <1 finished | 0 not>' goes to this shard's outbox
+-- list, which the sharded broker carries over (docs/redis-keys.md). Job ids
+-- never hold control characters. Returns the number of jobs it changed.
+local function settle_all(prefix, todo, now_ms, now_s, default_ttl_ms, cap)
+  local changed = 0
   while #todo > 0 and changed < 10000 do
     local item = table.remove(todo)
     local pid, pok = item[1], item[2]
@@ -98,43 +146,18 @@ local function settle(prefix, id, ok, now_ms, now_s, default_ttl_ms, cap)
     local kids = redis.call('SMEMBERS', dkey)
     redis.call('DEL', dkey)
     for _, kid in ipairs(kids) do
-      local kkey = prefix .. 'job:' .. kid
-      local got, cur = pcall(redis.call, 'HMGET', kkey, 'status', 'queue', 'allow_failure', 'ttl_ms', 'failure_ttl', 'waiters', 'has_dependents')
-      if got and cur[1] == 'deferred' then
-        local kq = cur[2] or 'default'
-        changed = changed + 1
-        if pok or cur[3] == '1' then
-          if redis.call('HINCRBY', kkey, 'pending_deps', -1) <= 0 then
-            redis.call('ZREM', prefix .. 'deferred:' .. kq, kid)
-            redis.call('HSET', kkey, 'status', 'pending')
-            if cur[4] then
-              redis.call('HSET', kkey, 'expires_at', now_ms + tonumber(cur[4]))
-            end
-            redis.call('RPUSH', prefix .. 'queue:' .. kq, kid)
-            wake(prefix .. 'notify:' .. kq, cap)
-          end
-        else
-          redis.call('ZREM', prefix .. 'deferred:' .. kq, kid)
-          redis.call('HSET', kkey, 'status', 'canceled', 'ended_at', now_s, 'error',
-            '{"type":"DependencyFailed","message":"a job it depends on (' .. pid ..
-            ') did not finish","traceback":""}')
-          local ttl_ms = ttl_ms_of(cur[5]) or default_ttl_ms
-          registered(prefix, kq, kid, 'canceled', ttl_ms, now_ms)
-          if ttl_ms == 0 then
-            redis.call('DEL', kkey)
-          elseif ttl_ms > 0 then
-            redis.call('PEXPIRE', kkey, ttl_ms)
-          end
-          if cur[6] == '1' then
-            redis.call('RPUSH', prefix .. 'done:' .. kid, '1')
-            redis.call('PEXPIRE', prefix .. 'done:' .. kid, 60000)
-          end
-          if cur[7] == '1' then
-            todo[#todo + 1] = {kid, false}
-          end
-        end
+      if string.byte(kid, 1) == 31 then
+        redis.call('RPUSH', prefix .. 'outbox', kid .. '\031' .. pid .. '\031' .. (pok and '1' or '0'))
+      else
+        changed = changed + settle_kid(prefix, kid, pid, pok, now_ms, now_s, default_ttl_ms, cap, todo)
       end
     end
   end
   return changed
+end
+
+-- A job ended: its dependents (dependents:<id>) are released when it finished
+-- (or when they allow failure), else canceled, and so on down the chain.
+local function settle(prefix, id, ok, now_ms, now_s, default_ttl_ms, cap)
+  return settle_all(prefix, {{id, ok}}, now_ms, now_s, default_ttl_ms, cap)
 end
