@@ -109,3 +109,12 @@ def fetch_in_callback(job: myrq.Job, connection: object, result: Any) -> None:
 
 def handler_no_retry(job: myrq.Job, exc_type: type, exc: BaseException, tb: Any) -> None:
     raise myrq.NoRetry("not worth another try")
+
+
+def stamp_span(path: str, token: str, seconds: float) -> str:
+    """Append ``token start end`` to ``path``: when this run began and ended."""
+    start = time.time()
+    time.sleep(seconds)
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(f"{token} {start} {time.time()}\n")
+    return token
