@@ -42,9 +42,9 @@ from myrq.hooks import Hooks, JobOutcome
 from myrq.job import Job
 from myrq.queue import Queue
 from myrq.registries import Registry
-from myrq.registry import task
 from myrq.retry import Backoff, NoRetry, Retry, RetryLater
 from myrq.status import JobStatus
+from myrq.task import Task, task
 from myrq.worker import Worker
 
 __version__ = "0.1.0"
@@ -83,6 +83,7 @@ __all__ = [
     "RetryLater",
     "SerializationError",
     "SignatureError",
+    "Task",
     "WaitTimeout",
     "Worker",
     "__version__",

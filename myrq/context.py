@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from myrq.job import Job
@@ -16,11 +16,11 @@ class _Lazy:
 
     __slots__ = ("_job", "_make")
 
-    def __init__(self, make: Callable[[], Job]) -> None:
+    def __init__(self, make: Callable[[], Job[Any]]) -> None:
         self._make = make
-        self._job: Job | None = None
+        self._job: Job[Any] | None = None
 
-    def get(self) -> Job:
+    def get(self) -> Job[Any]:
         if self._job is None:
             self._job = self._make()
         return self._job
@@ -29,7 +29,7 @@ class _Lazy:
 _current: ContextVar[_Lazy | None] = ContextVar("myrq_current_job", default=None)
 
 
-def get_current_job() -> Job | None:
+def get_current_job() -> Job[Any] | None:
     """The :class:`~myrq.Job` whose function is running in this context, or None.
 
     Inside a job (in process, or in an isolated job's child) it is that job,
@@ -41,7 +41,7 @@ def get_current_job() -> Job | None:
 
 
 @contextmanager
-def current_job(make: Callable[[], Job]) -> Iterator[None]:
+def current_job(make: Callable[[], Job[Any]]) -> Iterator[None]:
     """Make the job ``make()`` builds (when asked) the current one inside (the worker uses it)."""
     token = _current.set(_Lazy(make))
     try:

@@ -25,16 +25,17 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from myrq.backends import Broker, Delivery
 from myrq.backends.values import CronJob
 from myrq.durations import parse_duration
 from myrq.exceptions import InvalidJobError
+from myrq.options import ENQUEUE_KEYWORDS
 from myrq.schema import (
     F_CREATED_AT,
     F_CRON,
@@ -118,7 +119,7 @@ class Timing:
 
 
 def register_cron(
-    queue: Queue, schedule: object, job: Job, *, name: str, tz: str | None
+    queue: Queue, schedule: object, job: Job[Any], *, name: str, tz: str | None
 ) -> CronSchedule:
     """Store a schedule for ``queue`` and its first run (see :meth:`myrq.Queue.cron`)."""
     if not isinstance(name, str) or not _NAME.fullmatch(name):
@@ -256,8 +257,67 @@ def _due_of(job_id: str | None) -> float | None:
     return int(tail) / 1000 if tail.isdigit() else None
 
 
+class PeriodicJobs:
+    """A :class:`~myrq.Queue`'s periodic schedules (mixed into Queue)."""
+
+    if TYPE_CHECKING:
+        name: str
+        broker: Broker
+
+        def prepare(
+            self,
+            func: Callable[..., Any] | str,
+            args: Sequence[Any] = (),
+            kwargs: Mapping[str, Any] | None = None,
+            **options: Any,
+        ) -> Job[Any]: ...
+
+    def cron(
+        self,
+        schedule: str | float | timedelta,
+        func: Callable[..., Any] | str,
+        *,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        name: str | None = None,
+        tz: str | None = None,
+        **options: Any,
+    ) -> CronSchedule:
+        """Run ``func(*args, **kwargs)`` on this queue periodically, from now on.
+
+        ``schedule`` is a cron expression (five fields, or six with seconds
+        last: ``"* * * * * */10"`` is every ten seconds), read in the time zone ``tz`` (default
+        UTC), or an interval (seconds, a ``timedelta`` or ``"15m"``). The
+        schedule is stored in the broker: registering it once (at deploy) is
+        enough, any worker of this queue runs its jobs, and each period runs
+        once however many workers there are. Registering the same ``name``
+        (default: the function's name) again replaces the schedule. A period
+        missed while no worker ran runs once when one comes back, not once per
+        missed period. ``options`` are :meth:`enqueue_call`'s (``timeout``,
+        ``retry``...), for every job of the schedule.
+        """
+        options = {ENQUEUE_KEYWORDS.get(k, k): v for k, v in options.items()}
+        for option in ("ttl", "at_front", "at", "delay", "job_id", "depends_on"):
+            if options.get(option) not in (None, False):
+                raise InvalidJobError(
+                    f"a periodic schedule's jobs cannot take {option}: each run is due at "
+                    "its period and has an id made from the schedule's name and its time"
+                )
+        job = self.prepare(func, args, kwargs, **options)
+        return register_cron(cast("Queue", self), schedule, job, name=name or job.func_name, tz=tz)
+
+    def cron_jobs(self) -> list[CronSchedule]:
+        """The periodic schedules of this queue."""
+        return schedules(cast("Queue", self))
+
+    def remove_cron(self, name: str) -> bool:
+        """Remove a schedule (and its next job, if not started). True if it existed."""
+        return remove_cron(cast("Queue", self), name)
+
+
 __all__ = [
     "CronSchedule",
+    "PeriodicJobs",
     "Timing",
     "ensure_next_runs",
     "register_cron",

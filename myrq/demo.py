@@ -13,9 +13,9 @@ from typing import Any
 from myrq.backends import Broker
 from myrq.exceptions import MyrqError
 from myrq.queue import Queue
-from myrq.registry import task
 from myrq.serializers import Serializer
 from myrq.status import JobStatus
+from myrq.task import task
 from myrq.worker import Worker
 
 # -- the demo's job functions: module level, and registered with @task so that a
@@ -63,7 +63,8 @@ def run_demo(broker: Broker, serializer: Serializer | str | None = None) -> int:
         ("an invalid job id", lambda: default.enqueue_call(add, (1, 2), job_id="no spaces")),
     ]
     if is_json:  # pickle can encode a date, so this one is refused by JSON only
-        bad.append(("a date argument", lambda: default.enqueue(add, datetime.date(2026, 1, 1), 1)))
+        day = datetime.date(2026, 1, 1)  # wrong on purpose: a type checker refuses it too
+        bad.append(("a date argument", lambda: default.enqueue(add, day, 1)))  # type: ignore[call-overload]
     for label, attempt in bad:
         try:
             attempt()
@@ -75,7 +76,7 @@ def run_demo(broker: Broker, serializer: Serializer | str | None = None) -> int:
         (default.enqueue(add, 1, 2), JobStatus.FINISHED),
         (default.enqueue("myrq.demo.greet", "world", punctuation="?"), JobStatus.FINISHED),
         (default.enqueue(divide, 1, 0), JobStatus.FAILED),
-        (default.enqueue(nap, 5, job_timeout=0.5), JobStatus.TIMEOUT),
+        (default.with_options(timeout=0.5).enqueue(nap, 5), JobStatus.TIMEOUT),
         (default.enqueue("myrq.demo.no_such_function"), JobStatus.FAILED),
         (default.enqueue(tags), JobStatus.FAILED if is_json else JobStatus.FINISHED),
         (high.enqueue(add, 40, 2), JobStatus.FINISHED),

@@ -16,10 +16,10 @@ if TYPE_CHECKING:
     from myrq.job import Job
 
 
-class Group(list["Job"]):
+class Group(list["Job[Any]"]):
     """The jobs of one :meth:`myrq.Queue.enqueue_many`, in order (a list of :class:`~myrq.Job`)."""
 
-    def __init__(self, jobs: Iterable[Job] = ()) -> None:
+    def __init__(self, jobs: Iterable[Job[Any]] = ()) -> None:
         super().__init__(jobs)
         self._gone: set[str] = set()  # ids whose records were gone at the last refresh
 

@@ -54,10 +54,10 @@ class Hooks:
 
     # -- producers ---------------------------------------------------------------
 
-    def before_enqueue(self, job: Job) -> None:
+    def before_enqueue(self, job: Job[Any]) -> None:
         """The job is built and about to be stored. Changes to ``job.meta`` are stored."""
 
-    def after_enqueue(self, job: Job) -> None:
+    def after_enqueue(self, job: Job[Any]) -> None:
         """The job was stored."""
 
     # -- workers -----------------------------------------------------------------
@@ -68,10 +68,10 @@ class Hooks:
     def worker_stopped(self, worker: Worker) -> None:
         """The worker has stopped taking jobs and written their outcomes."""
 
-    def before_job(self, job: Job) -> None:
+    def before_job(self, job: Job[Any]) -> None:
         """The job is about to run (its record as claimed)."""
 
-    def after_job(self, job: Job, outcome: JobOutcome) -> None:
+    def after_job(self, job: Job[Any], outcome: JobOutcome) -> None:
         """The job ran; its outcome is about to be recorded (with others, in one step)."""
 
 

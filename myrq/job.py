@@ -6,7 +6,7 @@ import functools
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from myrq import config
 from myrq.backends import Broker
@@ -50,7 +50,10 @@ from myrq.status import JobStatus
 MAX_TIMEOUT = 366 * 24 * 3600
 
 
-class Job(JobRecord):
+R = TypeVar("R")
+
+
+class Job(JobRecord, Generic[R]):
     """A stored function call and its outcome.
 
     Made by :meth:`Queue.enqueue` or loaded with :meth:`Job.fetch`. Its
@@ -96,7 +99,7 @@ class Job(JobRecord):
         max_payload_size: int = 0,
         secret_key: bytes | None = None,
         extra: Mapping[str, bytes] | None = None,
-    ) -> Job:
+    ) -> Job[Any]:
         """Build an unsaved job (encoding its payload now, so bad arguments fail here).
 
         Raises:
@@ -169,7 +172,7 @@ class Job(JobRecord):
         job_id: str,
         broker: Broker | str | None = None,
         serializer: Serializer | str | None = None,
-    ) -> Job:
+    ) -> Job[Any]:
         """Load the job stored under ``job_id``.
 
         Raises:
@@ -261,16 +264,16 @@ class Job(JobRecord):
             raise NoSuchJobError(f"job {self.id!r} no longer exists: its meta was not saved")
         self._fields[F_META] = encoded
 
-    def dependencies(self) -> list[Job]:
+    def dependencies(self) -> list[Job[Any]]:
         """The jobs this one depends on whose records still exist."""
-        found = []
+        found: list[Job[Any]] = []
         for job_id in self.dependency_ids:
             fields = self.broker.get(job_id)
             if fields is not None:
                 found.append(Job(job_id, fields, broker=self.broker, serializer=self.serializer))
         return found
 
-    def wait(self, timeout: float | str | timedelta | None = None) -> Any:
+    def wait(self, timeout: float | str | timedelta | None = None) -> R:
         """Block until the job ends and return its result.
 
         Waits without polling (the broker tells waiters when a job ends) for at
@@ -300,7 +303,7 @@ class Job(JobRecord):
                 raise WaitTimeout(f"job {self.id!r} did not end within {limit:g}s")
         self.refresh()
         if self.status is JobStatus.FINISHED:
-            return self.result
+            return self.result  # type: ignore[return-value]  # R as enqueued (None: R is None)
         raise JobFailedError(self, self.error)
 
     # -- state -------------------------------------------------------------
@@ -320,6 +323,12 @@ class Job(JobRecord):
         """
         deadline = self.broker.lease_deadline(self.id)
         return None if deadline is None else datetime.fromtimestamp(deadline, UTC)
+
+    if TYPE_CHECKING:
+
+        @property
+        def result(self) -> R | None:
+            """The function's return value once ``finished``; ``None`` before."""
 
     def __repr__(self) -> str:
         status = self._fields.get(F_STATUS, b"?").decode("utf-8", "replace")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import json
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
@@ -22,6 +23,15 @@ from myrq.durations import parse_duration
 from myrq.exceptions import InvalidJobError
 from myrq.ids import validate_job_id
 from myrq.retry import Retry
+from myrq.schema import (
+    F_ALLOW_FAILURE,
+    F_DEPENDS_ON,
+    F_META,
+    F_ON_FAILURE,
+    F_ON_STOPPED,
+    F_ON_SUCCESS,
+)
+from myrq.serializers import Serializer
 
 #: Keywords of ``Queue.enqueue`` that are job options, and the option each sets.
 #: RQ's names, plus myrq's earlier ``job_*`` spellings.
@@ -238,3 +248,22 @@ def _positive(value: object, name: str) -> float:
 
 def _ttl(value: object, name: str) -> float:
     return parse_duration(value, name, forever=True)
+
+
+def workflow_fields(opts: JobOptions, serializer: Serializer) -> dict[str, bytes]:
+    """The record's fields for the workflow options (signed with the rest)."""
+    extra: dict[str, bytes] = {}
+    if opts.meta:
+        extra[F_META] = serializer.dumps(dict(opts.meta))
+    if opts.depends_on is not None:
+        extra[F_DEPENDS_ON] = json.dumps(list(opts.depends_on.jobs)).encode()
+        if opts.depends_on.allow_failure:
+            extra[F_ALLOW_FAILURE] = b"1"
+    for name, callback in (
+        (F_ON_SUCCESS, opts.on_success),
+        (F_ON_FAILURE, opts.on_failure),
+        (F_ON_STOPPED, opts.on_stopped),
+    ):
+        if callback is not None:
+            extra[name] = callback.to_bytes()
+    return extra

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar, overload
+
+from typing_extensions import ParamSpec
 
 from myrq import config
 from myrq.backends import Broker
 from myrq.backends.values import EnqueueRequest
 from myrq.callbacks import Callback
-from myrq.cron import CronSchedule, register_cron, remove_cron, schedules
+from myrq.cron import PeriodicJobs
 from myrq.defaults import DEFAULT_FAILURE_TTL, DEFAULT_RESULT_TTL, DEFAULT_TIMEOUT
 from myrq.dependency import Dependency
+from myrq.enqueuer import Enqueuer
 from myrq.exceptions import InvalidJobError, JobExistsError
 from myrq.functions import function_name
 from myrq.group import Group
@@ -28,22 +30,21 @@ from myrq.options import (
     check_shadowing,
     option_names,
     split_enqueue_kwargs,
+    workflow_fields,
 )
 from myrq.registries import QueueRegistries
 from myrq.registry import registry
 from myrq.retry import Retry
 from myrq.schema import (
-    F_ALLOW_FAILURE,
-    F_DEPENDS_ON,
     F_META,
-    F_ON_FAILURE,
-    F_ON_STOPPED,
-    F_ON_SUCCESS,
 )
 from myrq.serializers import Serializer
 
+P = ParamSpec("P")
+R = TypeVar("R")
 
-class Queue(QueueRegistries):
+
+class Queue(QueueRegistries, PeriodicJobs):
     """A named queue of jobs in a broker.
 
     Args:
@@ -118,7 +119,7 @@ class Queue(QueueRegistries):
             for job_id, due in self.broker.scheduled(self.name, limit)
         ]
 
-    def fetch_job(self, job_id: str) -> Job | None:
+    def fetch_job(self, job_id: str) -> Job[Any] | None:
         """The job stored under ``job_id`` (any queue's), or None."""
         fields = self.broker.get(job_id)
         if fields is None:
@@ -127,18 +128,36 @@ class Queue(QueueRegistries):
 
     # -- enqueueing --------------------------------------------------------
 
-    def enqueue(self, func: Callable[..., Any] | str, *args: Any, **kwargs: Any) -> Job:
+    @overload
+    def enqueue(
+        self, func: Callable[P, Coroutine[Any, Any, R]], *args: P.args, **kwargs: P.kwargs
+    ) -> Job[R]: ...
+    @overload
+    def enqueue(self, func: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> Job[R]: ...
+    @overload
+    def enqueue(self, func: str, *args: Any, **kwargs: Any) -> Job[Any]: ...
+    def enqueue(self, func: Callable[..., Any] | str, *args: Any, **kwargs: Any) -> Job[Any]:
         """Enqueue ``func(*args, **kwargs)``; return the stored Job.
 
         ``func`` is a module-level function or its ``"pkg.module.func"`` name.
         The keywords ``job_timeout``, ``job_id``, ``description``,
-        ``result_ttl``, ``failure_ttl``, ``ttl``, ``at_front`` and ``retry``
-        (RQ's names) are options for the job, not arguments of ``func``: see
-        :meth:`enqueue_call`, which never mixes the two. When ``func`` is a
-        function object, arguments it cannot take are refused here.
+        ``result_ttl``, ``failure_ttl``, ``ttl``, ``at_front``, ``retry``,
+        ``depends_on``, ``meta`` and the callbacks (RQ's names) are options
+        for the job, not arguments of ``func``: typed code gives options with
+        :meth:`with_options` instead, and :meth:`enqueue_call` never mixes the
+        two. When ``func`` is a function object, arguments it cannot take are
+        refused here (and by a type checker).
         """
         options = _split(func, args, kwargs)
         return self.enqueue_call(func, args=args, kwargs=kwargs, **options)
+
+    def with_options(self, **options: Any) -> Enqueuer:
+        """This queue with job options (:meth:`enqueue_call`'s names), for typed enqueues.
+
+        ``q.with_options(timeout="5m", retry=3).enqueue(func, *args, **kwargs)``:
+        every keyword of that ``enqueue`` goes to ``func``.
+        """
+        return Enqueuer(self, options)
 
     def enqueue_in(
         self,
@@ -146,14 +165,14 @@ class Queue(QueueRegistries):
         func: Callable[..., Any] | str,
         *args: Any,
         **kwargs: Any,
-    ) -> Job:
+    ) -> Job[Any]:
         """Like :meth:`enqueue`, but the job waits ``delay`` (a duration) before it runs."""
         options = _split(func, args, kwargs)
         return self.enqueue_call(func, args=args, kwargs=kwargs, delay=delay, **options)
 
     def enqueue_at(
         self, when: datetime, func: Callable[..., Any] | str, *args: Any, **kwargs: Any
-    ) -> Job:
+    ) -> Job[Any]:
         """Like :meth:`enqueue`, but the job runs at ``when`` (a timezone-aware datetime)."""
         options = _split(func, args, kwargs)
         return self.enqueue_call(func, args=args, kwargs=kwargs, at=when, **options)
@@ -174,12 +193,12 @@ class Queue(QueueRegistries):
         retry: Retry | int | None = None,
         at: datetime | float | None = None,
         delay: float | str | timedelta | None = None,
-        depends_on: Dependency | Job | str | Sequence[Job | str] | None = None,
+        depends_on: Dependency | Job[Any] | str | Sequence[Job[Any] | str] | None = None,
         meta: Mapping[str, Any] | None = None,
         on_success: Callback | Callable[..., Any] | str | None = None,
         on_failure: Callback | Callable[..., Any] | str | None = None,
         on_stopped: Callback | Callable[..., Any] | str | None = None,
-    ) -> Job:
+    ) -> Job[Any]:
         """Enqueue ``func`` with ``args`` and ``kwargs`` given apart from the options.
 
         Options (durations are seconds, a ``timedelta`` or ``"90s"``, ``"5m"``...):
@@ -232,7 +251,7 @@ class Queue(QueueRegistries):
             call(hooks, "after_enqueue", job)
         return job
 
-    def _before_enqueue(self, hooks: list[Hooks], job: Job) -> None:
+    def _before_enqueue(self, hooks: list[Hooks], job: Job[Any]) -> None:
         """Tell ``hooks``; store what they put in ``job.meta``."""
         call(hooks, "before_enqueue", job)
         if job._meta is not None:  # read, perhaps changed: store it as it is now
@@ -246,7 +265,7 @@ class Queue(QueueRegistries):
         args: Sequence[Any] = (),
         kwargs: Mapping[str, Any] | None = None,
         **options: Any,
-    ) -> Job:
+    ) -> Job[Any]:
         """Build and encode a job without storing it (for :meth:`enqueue_many`).
 
         Takes :meth:`enqueue_call`'s options.
@@ -284,7 +303,7 @@ class Queue(QueueRegistries):
             retry=opts.retry if opts.retry is not None else self.default_retry,
             max_payload_size=self.max_payload_size,
             secret_key=self._secret_key,
-            extra=self._extra_fields(opts),
+            extra=workflow_fields(opts, self.serializer),
         )
         deps = opts.depends_on
         job.request = EnqueueRequest(
@@ -294,25 +313,7 @@ class Queue(QueueRegistries):
         )  # fmt: skip
         return job
 
-    def _extra_fields(self, opts: JobOptions) -> dict[str, bytes]:
-        """The record's fields for the workflow options (signed with the rest)."""
-        extra: dict[str, bytes] = {}
-        if opts.meta:
-            extra[F_META] = self.serializer.dumps(dict(opts.meta))
-        if opts.depends_on is not None:
-            extra[F_DEPENDS_ON] = json.dumps(list(opts.depends_on.jobs)).encode()
-            if opts.depends_on.allow_failure:
-                extra[F_ALLOW_FAILURE] = b"1"
-        for name, callback in (
-            (F_ON_SUCCESS, opts.on_success),
-            (F_ON_FAILURE, opts.on_failure),
-            (F_ON_STOPPED, opts.on_stopped),
-        ):
-            if callback is not None:
-                extra[name] = callback.to_bytes()
-        return extra
-
-    def enqueue_many(self, jobs: Iterable[Job]) -> Group:
+    def enqueue_many(self, jobs: Iterable[Job[Any]]) -> Group:
         """Store jobs made by :meth:`prepare` in as few round trips as the broker allows.
 
         Each job is stored atomically; the batch as a whole is not. Returns a
@@ -345,50 +346,6 @@ class Queue(QueueRegistries):
         if refused:
             raise JobExistsError(refused)
         return Group(batch)
-
-    # -- periodic jobs --------------------------------------------------------
-
-    def cron(
-        self,
-        schedule: str | float | timedelta,
-        func: Callable[..., Any] | str,
-        *,
-        args: Sequence[Any] = (),
-        kwargs: Mapping[str, Any] | None = None,
-        name: str | None = None,
-        tz: str | None = None,
-        **options: Any,
-    ) -> CronSchedule:
-        """Run ``func(*args, **kwargs)`` on this queue periodically, from now on.
-
-        ``schedule`` is a cron expression (five fields, or six with seconds
-        last: ``"* * * * * */10"`` is every ten seconds), read in the time zone ``tz`` (default
-        UTC), or an interval (seconds, a ``timedelta`` or ``"15m"``). The
-        schedule is stored in the broker: registering it once (at deploy) is
-        enough, any worker of this queue runs its jobs, and each period runs
-        once however many workers there are. Registering the same ``name``
-        (default: the function's name) again replaces the schedule. A period
-        missed while no worker ran runs once when one comes back, not once per
-        missed period. ``options`` are :meth:`enqueue_call`'s (``timeout``,
-        ``retry``...), for every job of the schedule.
-        """
-        options = {ENQUEUE_KEYWORDS.get(k, k): v for k, v in options.items()}
-        for option in ("ttl", "at_front", "at", "delay", "job_id", "depends_on"):
-            if options.get(option) not in (None, False):
-                raise InvalidJobError(
-                    f"a periodic schedule's jobs cannot take {option}: each run is due at "
-                    "its period and has an id made from the schedule's name and its time"
-                )
-        job = self.prepare(func, args, kwargs, **options)
-        return register_cron(self, schedule, job, name=name or job.func_name, tz=tz)
-
-    def cron_jobs(self) -> list[CronSchedule]:
-        """The periodic schedules of this queue."""
-        return schedules(self)
-
-    def remove_cron(self, name: str) -> bool:
-        """Remove a schedule (and its next job, if not started). True if it existed."""
-        return remove_cron(self, name)
 
 
 def _split(func: object, args: Sequence[Any], kwargs: dict[str, Any]) -> dict[str, Any]:

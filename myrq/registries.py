@@ -11,7 +11,7 @@ registries are :class:`~myrq.Queue` properties (``q.failed_job_registry``).
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from myrq.exceptions import InvalidArgumentError
 from myrq.status import TERMINAL_STATUSES, JobStatus
@@ -62,7 +62,7 @@ class Registry:
     def job_ids(self) -> list[str]:
         return self.get_job_ids()
 
-    def jobs(self, start: int = 0, end: int = -1) -> list[Job]:
+    def jobs(self, start: int = 0, end: int = -1) -> list[Job[Any]]:
         """The jobs from ``start`` to ``end`` whose records still exist."""
         found = []
         for job_id in self.get_job_ids(start, end):
@@ -71,10 +71,10 @@ class Registry:
                 found.append(job)
         return found
 
-    def __iter__(self) -> Iterator[Job]:
+    def __iter__(self) -> Iterator[Job[Any]]:
         return iter(self.jobs())
 
-    def requeue(self, job: Job | str) -> bool:
+    def requeue(self, job: Job[Any] | str) -> bool:
         """Run an ended job of this registry again (see :meth:`myrq.Job.requeue`)."""
         if self.state not in TERMINAL_STATUSES:
             raise InvalidArgumentError(
@@ -101,7 +101,7 @@ class QueueRegistries:
 
     if TYPE_CHECKING:
 
-        def fetch_job(self, job_id: str) -> Job | None: ...
+        def fetch_job(self, job_id: str) -> Job[Any] | None: ...
 
     def registry(self, state: JobStatus | str) -> Registry:
         """This queue's jobs in ``state`` (any :class:`JobStatus`): count, ids, jobs."""

@@ -25,9 +25,9 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar, overload
+from typing import Any, TypeVar
 
-from myrq.exceptions import ConfigurationError, FunctionNotAllowed
+from myrq.exceptions import ConfigurationError, FunctionNotAllowed, InvalidJobError
 from myrq.functions import lookup, static_name
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -43,14 +43,17 @@ class FunctionRegistry:
         self._options: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
 
-    def register(self, func: F, **options: Any) -> F:
-        """Register ``func`` under its dotted name and return it unchanged.
+    def register(self, func: F, *, name: str | None = None, **options: Any) -> F:
+        """Register ``func`` under its dotted name (or ``name``) and return it unchanged.
 
         Raises:
             InvalidJobError: ``func`` cannot be named (a lambda, a nested
                 function, a function of ``__main__``...).
         """
-        name = static_name(func)  # its module may still be importing: no lookup
+        static = static_name(func)  # its module may still be importing: no lookup
+        if name is not None and not _MODULE_RE.match(name):
+            raise InvalidJobError(f"a task's name must be a dotted path, not {name!r}")
+        name = name or static
         if options:
             from myrq.options import JobOptions  # noqa: PLC0415 - options imports the queue side
 
@@ -77,33 +80,6 @@ class FunctionRegistry:
 
 #: The process-wide registry that :func:`task` fills.
 registry = FunctionRegistry()
-
-
-@overload
-def task(func: F) -> F: ...
-@overload
-def task(func: None = None, **options: Any) -> Callable[[F], F]: ...
-def task(func: F | None = None, **options: Any) -> F | Callable[[F], F]:
-    """Decorator: allow workers of this process to run ``func``; optionally set its job options.
-
-    >>> import myrq
-    >>> @myrq.task
-    ... def send_welcome(user_id): ...
-    >>> @myrq.task(retry=myrq.Retry(max=3, interval=10), timeout="5m")
-    ... def sync_account(account_id): ...
-
-    (Not ``@myrq.job``: ``myrq.job`` is the module that defines :class:`Job`.)
-
-    Options (those of :meth:`myrq.Queue.enqueue_call`: ``retry``, ``timeout``,
-    ``result_ttl``, ...) are the defaults of the function's jobs, where the
-    producer registered it too; an option given at enqueue wins. The function
-    is returned unchanged; enqueue it as usual. The worker must import the
-    module that defines it (``myrq worker --import app.tasks``), or allow that
-    module instead (``--allow app.tasks``).
-    """
-    if func is not None:
-        return registry.register(func, **options)
-    return lambda f: registry.register(f, **options)
 
 
 def check_module_prefixes(prefixes: Iterable[str] | str) -> tuple[str, ...]:

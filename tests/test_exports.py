@@ -15,7 +15,7 @@ def test_top_level_exports() -> None:
         "ConfigurationError", "Dependency", "DeserializationError",
         "ErrorInfo", "FunctionLookupError", "FunctionNotAllowed", "Group", "Hooks", "InvalidArgumentError", "InvalidJobError", "Job", "JobError",
         "JobExistsError", "JobFailedError", "JobOutcome", "JobStatus", "JobStopped", "JobTimeout", "MyrqError", "NoRetry", "NoSuchJobError",
-        "PayloadTooLargeError", "Queue", "Registry", "Retry", "RetryLater", "SerializationError", "SignatureError", "WaitTimeout", "Worker",
+        "PayloadTooLargeError", "Queue", "Registry", "Retry", "RetryLater", "SerializationError", "SignatureError", "Task", "WaitTimeout", "Worker",
         "__version__", "configure", "get_current_job", "task",
     }  # fmt: skip
     for name in myrq.__all__:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from myrq.cli.common import Parser, add_common, broker_of
 from myrq.exceptions import MyrqError, NoSuchJobError
@@ -41,7 +42,7 @@ def add_commands(sub: argparse._SubParsersAction[Parser]) -> None:
     add_common(p)
 
 
-def _job(args: argparse.Namespace, job_id: str) -> Job:
+def _job(args: argparse.Namespace, job_id: str) -> Job[Any]:
     return Job.fetch(job_id, broker=broker_of(args), serializer=args.serializer)
 
 

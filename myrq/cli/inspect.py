@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import Any
 
 from myrq.backends import Broker
 from myrq.backends.control import REGISTRY_STATES
@@ -107,7 +108,7 @@ def cmd_job(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_call(job: Job) -> None:
+def _print_call(job: Job[Any]) -> None:
     try:
         print(f"func: {job.func_name}\nargs: {job.args!r}\nkwargs: {job.kwargs!r}")
     except MyrqError as exc:
@@ -121,7 +122,7 @@ def _print_call(job: Job) -> None:
             print(f"result: <undecodable: {exc}>")
 
 
-def _print_times(job: Job) -> None:
+def _print_times(job: Job[Any]) -> None:
     started, ended = job.started_at, job.ended_at
     print(f"created: {moment(job.created_at)}\nstarted: {moment(started)}")
     ran = f" (ran {span((ended - started).total_seconds())})" if ended and started else ""

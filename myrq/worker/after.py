@@ -69,7 +69,7 @@ class AfterJob:
         self.hooks = lifecycle.active(self.own_hooks)
         self._interrupted = False
 
-    def job_of(self, delivery: Delivery, done: Done | None = None) -> Job:
+    def job_of(self, delivery: Delivery, done: Done | None = None) -> Job[Any]:
         fields = dict(delivery.fields or {})
         if done is not None:
             fields.update(done.fields)
@@ -151,7 +151,9 @@ class AfterJob:
             args = [job, self.broker, *exc_info(outcome)]
         return self._call(job, name, callback, args)
 
-    def _call(self, job: Job, name: str, callback: Callback, args: list[Any]) -> ErrorInfo | None:
+    def _call(
+        self, job: Job[Any], name: str, callback: Callback, args: list[Any]
+    ) -> ErrorInfo | None:
         guard = self.guard
         guard.pending, guard.running = None, True
         try:
@@ -198,6 +200,6 @@ class JobFailure(Exception):
         self.error = error
 
 
-def _callback_error(job: Job, name: str, message: str) -> ErrorInfo:
+def _callback_error(job: Job[Any], name: str, message: str) -> ErrorInfo:
     logger.error("job %s: its %s callback did not run: %s", job.id, name, message)
     return ErrorInfo("CallbackError", message, "")

@@ -35,6 +35,7 @@ from types import FrameType
 from typing import Any
 
 from myrq.worker.alarm import JobAlarm
+from myrq.worker.calling import call_job
 
 
 class JobGuard:
@@ -85,4 +86,4 @@ class JobGuard:
 
 def _job(func: Callable[..., Any], args: list[Any], kwargs: dict[str, Any]) -> Any:
     """The job's own frame, even when ``func`` is written in C (see the module doc)."""
-    return func(*args, **kwargs)
+    return call_job(func, args, kwargs)

@@ -66,6 +66,7 @@ from typing import Any
 from myrq.codec import ErrorInfo, safe_str
 from myrq.exceptions import FunctionLookupError
 from myrq.serializers import Serializer
+from myrq.worker.calling import call_job
 from myrq.worker.shutdown import ShutdownNow
 
 try:
@@ -309,7 +310,7 @@ def _child(  # noqa: PLR0917 - one internal caller
         os.close(read_fd)
         setup.apply()
         try:
-            result = resolve()(*args, **kwargs)
+            result = call_job(resolve(), args, kwargs)
         except FunctionLookupError as exc:  # reported as the worker does in-process
             kind, body = b"E", ErrorInfo(type(exc).__name__, str(exc), "", final=True).to_report()
         except BaseException as exc:  # the job's own SystemExit too: it fails the job

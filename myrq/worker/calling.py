@@ -1,0 +1,44 @@
+"""Calling a job's function: plain functions, and ``async def`` ones on an event loop.
+
+A worker that runs one job at a time runs an ``async def`` job with
+:func:`asyncio.run` in its own thread, under the same timeout (the alarm's
+exception unwinds the loop, which cancels the job's tasks). A sync function
+that returns a coroutine fails its job with a clear error instead of leaving
+the coroutine "never awaited".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from myrq.task import Task
+
+
+class CoroutineReturned(TypeError):
+    """A sync job function returned an awaitable: it must be declared ``async def``."""
+
+
+def call_job(func: Callable[..., Any], args: list[Any], kwargs: dict[str, Any]) -> Any:
+    """``func(*args, **kwargs)``, awaited to completion when ``func`` is ``async def``."""
+    if isinstance(func, Task):
+        func = func.func
+    if inspect.iscoroutinefunction(func):
+        return asyncio.run(func(*args, **kwargs))
+    result = func(*args, **kwargs)
+    if inspect.isawaitable(result):
+        refuse_awaitable(func, result)
+    return result
+
+
+def refuse_awaitable(func: Callable[..., Any], result: Any) -> None:
+    """Close a coroutine a sync function returned, and say what to do instead."""
+    if inspect.iscoroutine(result):
+        result.close()  # never awaited, and no warning about it
+    name = getattr(func, "__qualname__", repr(func))
+    raise CoroutineReturned(
+        f"{name}() is not declared async def but returned {type(result).__name__}: the worker "
+        "cannot know to await it. Declare the function async def (or return a plain value)"
+    )
