@@ -26,6 +26,7 @@ PAGES = [
     "docs/periodic-jobs.md",
     "docs/results.md",
     "docs/enqueue-options.md",
+    "docs/metrics-and-tracing.md",
 ]
 _PYTHON = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 _EXCERPT = re.compile(r"^```py[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)

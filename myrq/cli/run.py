@@ -10,6 +10,7 @@ import sys
 
 from myrq import config
 from myrq.cli.common import Parser, add_common, broker_of
+from myrq.contrib import worker_metrics
 from myrq.exceptions import MyrqError
 from myrq.worker import Worker
 
@@ -70,6 +71,12 @@ def add_commands(sub: argparse._SubParsersAction[Parser]) -> None:
         metavar="BYTES",
         help="with isolation, cap each job process's address space",
     )
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve Prometheus metrics on PORT, all interfaces (needs myrq[prometheus])",
+    )
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
 
     p = sub.add_parser("demo", help="enqueue a mixed batch and run a worker on it")
@@ -102,7 +109,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
         job_memory_limit=args.job_memory_limit,
     )
     worker.broker.ping()
-    worker.work(burst=args.burst, max_jobs=args.max_jobs)
+    with worker_metrics(args.metrics_port):
+        worker.work(burst=args.burst, max_jobs=args.max_jobs)
     return 0
 
 
