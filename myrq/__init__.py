@@ -16,6 +16,7 @@ from myrq.codec import ErrorInfo, JobError
 from myrq.config import configure
 from myrq.context import get_current_job
 from myrq.dependency import Dependency
+from myrq.eager import Eager
 from myrq.exceptions import (
     BrokerConnectionError,
     BrokerError,
@@ -45,6 +46,7 @@ from myrq.registries import Registry
 from myrq.retry import Backoff, NoRetry, Retry, RetryLater
 from myrq.status import JobStatus
 from myrq.task import Task, task
+from myrq.transaction import defer_until_commit
 from myrq.worker import Worker
 
 __version__ = "0.1.0"
@@ -58,6 +60,7 @@ __all__ = [
     "ConfigurationError",
     "Dependency",
     "DeserializationError",
+    "Eager",
     "ErrorInfo",
     "FunctionLookupError",
     "FunctionNotAllowed",
@@ -88,6 +91,7 @@ __all__ = [
     "Worker",
     "__version__",
     "configure",
+    "defer_until_commit",
     "get_current_job",
     "task",
 ]

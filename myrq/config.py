@@ -5,10 +5,10 @@ Order, first match wins:
 1. explicit arguments (``Queue("x", broker=...)``)
 2. :func:`configure` in this process
 3. environment: ``MYRQ_BROKER_URL``, ``MYRQ_SERIALIZER``, ``MYRQ_KEY_PREFIX``,
-   ``MYRQ_ALLOW``, ``MYRQ_MAX_PAYLOAD_SIZE``, ``MYRQ_SECRET_KEY``
+   ``MYRQ_ALLOW``, ``MYRQ_MAX_PAYLOAD_SIZE``, ``MYRQ_SECRET_KEY``, ``MYRQ_EAGER``
 4. ``[tool.myrq]`` in the nearest ``pyproject.toml`` (cwd, then its parents):
    keys ``broker_url``, ``serializer``, ``key_prefix``, ``allow``,
-   ``max_payload_size`` (never ``secret_key``: secrets do not belong in a
+   ``max_payload_size``, ``eager`` (never ``secret_key``: secrets do not belong in a
    committed file)
 5. defaults: ``redis://127.0.0.1:6379/0``, ``json``, ``myrq:``, nothing
    allowed beyond ``@myrq.task`` functions, 1 MiB, no signing
@@ -46,6 +46,7 @@ _ENV = {
     "allow": "MYRQ_ALLOW",
     "max_payload_size": "MYRQ_MAX_PAYLOAD_SIZE",
     "secret_key": "MYRQ_SECRET_KEY",
+    "eager": "MYRQ_EAGER",
 }
 _KNOWN_KEYS = frozenset(_ENV) - {"secret_key"}
 
@@ -61,13 +62,15 @@ class Settings:
     allow: str = ""  # comma-separated module prefixes
     max_payload_size: str = str(DEFAULT_MAX_PAYLOAD_SIZE)
     secret_key: str = field(default="", repr=False)
+    eager: str = ""  # "1": queues run their jobs inside enqueue (see myrq.eager)
 
     def __repr__(self) -> str:
         key = "***" if self.secret_key else ""
         return (
             f"Settings(broker_url={redact_url(self.broker_url)!r}, serializer={self.serializer!r}, "
             f"key_prefix={self.key_prefix!r}, allow={self.allow!r}, "
-            f"max_payload_size={self.max_payload_size!r}, secret_key={key!r})"
+            f"max_payload_size={self.max_payload_size!r}, secret_key={key!r}, "
+            f"eager={self.eager!r})"
         )
 
 
@@ -84,6 +87,7 @@ def configure(
     allow: Sequence[str] | str | None = None,
     max_payload_size: int | None = None,
     secret_key: str | bytes | Sequence[str | bytes] | None = None,
+    eager: bool | None = None,
 ) -> None:
     """Set this process's defaults; arguments left ``None`` keep their current source.
 
@@ -95,7 +99,8 @@ def configure(
     bytes (0: no cap). ``secret_key`` makes producers sign every record and
     workers refuse unsigned or wrongly signed ones (see :mod:`myrq.signing`);
     a list of keys (or ``"new,old"``) rotates them: sign with the first,
-    accept any.
+    accept any. ``eager=True`` makes every queue made afterwards without an
+    ``eager`` argument run its jobs inside ``enqueue`` (see :mod:`myrq.eager`).
     Values are checked now, so a typo fails here and not at first use.
     """
     updates: dict[str, Any] = {}  # all checked first: a bad value changes nothing
@@ -122,6 +127,10 @@ def configure(
         )
     if secret_key is not None:
         updates["secret_keys"] = secret_keys_of(secret_key)
+    if eager is not None:
+        if not isinstance(eager, bool):
+            raise ConfigurationError(f"eager must be True or False, not {eager!r}")
+        updates["eager"] = "1" if eager else "0"
     with _lock:
         _overrides.update(updates)
 
@@ -200,6 +209,7 @@ def settings() -> Settings:
         "allow": "",
         "max_payload_size": str(DEFAULT_MAX_PAYLOAD_SIZE),
         "secret_key": "",
+        "eager": "",
     }
     values: dict[str, str] = {}
     source: dict[str, str] = {}
@@ -217,6 +227,8 @@ def settings() -> Settings:
                 value = ",".join(check_module_prefixes(value))
             elif key == "max_payload_size" and isinstance(value, int):
                 value = str(value)
+            elif key == "eager" and isinstance(value, bool):
+                value = "1" if value else "0"
             if not isinstance(value, str):
                 raise ConfigurationError(
                     f"[tool.myrq] {key} in {file_path} must be a string, not {value!r}"
@@ -269,6 +281,28 @@ def secret_key() -> bytes | None:
     return keys[0] if keys else None
 
 
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"", "0", "false", "no", "off"})
+
+
+def eager() -> bool:
+    """True when queues made without an ``eager`` argument run jobs inside ``enqueue``.
+
+    Raises:
+        ConfigurationError: ``MYRQ_EAGER`` (or ``[tool.myrq] eager``) is not a yes or a no.
+    """
+    current = settings()
+    value = current.eager.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigurationError(
+        f"eager (from {current.source['eager']}) must be 1, true, yes or on, or 0, false, no "
+        f"or off, not {current.eager!r}"
+    )
+
+
 def get_broker(broker: str | Broker | None = None) -> Broker:
     """The broker to use: ``broker`` if given, else the configured one."""
     if isinstance(broker, Broker):
@@ -312,6 +346,7 @@ __all__ = [
     "Settings",
     "allowed_modules",
     "configure",
+    "eager",
     "get_broker",
     "get_serializer",
     "max_payload_size",

@@ -16,6 +16,7 @@ from myrq.callbacks import Callback
 from myrq.cron import PeriodicJobs
 from myrq.defaults import DEFAULT_FAILURE_TTL, DEFAULT_RESULT_TTL, DEFAULT_TIMEOUT
 from myrq.dependency import Dependency
+from myrq.eager import Eager
 from myrq.enqueuer import Enqueuer
 from myrq.exceptions import InvalidJobError, JobExistsError
 from myrq.functions import function_name
@@ -39,6 +40,7 @@ from myrq.schema import (
     F_META,
 )
 from myrq.serializers import Serializer
+from myrq.transaction import divert
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -63,6 +65,9 @@ class Queue(QueueRegistries, PeriodicJobs):
             ``b""``: do not sign); of several keys, the first signs.
         hooks: :class:`~myrq.Hooks` told of each enqueue (beside those
             installed with :func:`myrq.hooks.install`).
+        eager: run each job inside ``enqueue``, as a worker would (True, or an
+            :class:`~myrq.eager.Eager` with options; default: configured,
+            ``MYRQ_EAGER``). See :mod:`myrq.eager`.
     """
 
     def __init__(
@@ -78,9 +83,11 @@ class Queue(QueueRegistries, PeriodicJobs):
         max_payload_size: int | None = None,
         secret_key: str | bytes | Sequence[str | bytes] | None = None,
         hooks: Sequence[Hooks] = (),
+        eager: bool | Eager | None = None,
     ) -> None:
         self.name = validate_queue_name(name)
         self.hooks = list(hooks)
+        self.eager = Eager.of(eager)
         self.max_payload_size = (
             config.max_payload_size() if max_payload_size is None else max_payload_size
         )
@@ -237,6 +244,8 @@ class Queue(QueueRegistries, PeriodicJobs):
         hooks = active(self.hooks)
         if hooks:
             self._before_enqueue(hooks, job)
+        if divert(self, [job], hooks):  # held until a commit, or run now (eager)
+            return job
         req = job.request
         assert req is not None  # prepare() sets it
         if req.depends_on:
@@ -338,6 +347,8 @@ class Queue(QueueRegistries, PeriodicJobs):
                 self._before_enqueue(hooks, job)
             assert job.request is not None  # checked above
             requests.append(replace(job.request, fields=job._fields))
+        if divert(self, batch, hooks):  # held until a commit, or run now (eager)
+            return Group(batch)
         refused = self.broker.enqueue_many(requests)
         if hooks:
             for job in batch:

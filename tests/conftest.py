@@ -85,7 +85,7 @@ def hooks(broker_kind: str) -> BrokerContract:
 
 @pytest.fixture(autouse=True)
 def _reset_config(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name in ("MYRQ_BROKER_URL", "MYRQ_SERIALIZER", "MYRQ_KEY_PREFIX"):
+    for name in ("MYRQ_BROKER_URL", "MYRQ_SERIALIZER", "MYRQ_KEY_PREFIX", "MYRQ_EAGER"):
         monkeypatch.delenv(name, raising=False)
     config.reset()
     yield

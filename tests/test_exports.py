@@ -12,11 +12,11 @@ import myrq.worker
 def test_top_level_exports() -> None:
     assert set(myrq.__all__) == {
         "Backoff", "BrokerConnectionError", "BrokerError", "BrokerFullError", "Callback",
-        "ConfigurationError", "Dependency", "DeserializationError",
+        "ConfigurationError", "Dependency", "DeserializationError", "Eager",
         "ErrorInfo", "FunctionLookupError", "FunctionNotAllowed", "Group", "Hooks", "InvalidArgumentError", "InvalidJobError", "Job", "JobError",
         "JobExistsError", "JobFailedError", "JobOutcome", "JobStatus", "JobStopped", "JobTimeout", "MyrqError", "NoRetry", "NoSuchJobError",
         "PayloadTooLargeError", "Queue", "Registry", "Retry", "RetryLater", "SerializationError", "SignatureError", "Task", "WaitTimeout", "Worker",
-        "__version__", "configure", "get_current_job", "task",
+        "__version__", "configure", "defer_until_commit", "get_current_job", "task",
     }  # fmt: skip
     for name in myrq.__all__:
         assert hasattr(myrq, name)

@@ -195,7 +195,12 @@ class Worker:
         outbox.on_written = self._after.written
         outbox.received([delivery])
         outbox.next()
-        self._process(delivery, outbox)
+        installed = self._alarm._installed
+        try:
+            self._process(delivery, outbox)
+        finally:
+            if not installed:  # the job armed the alarm: leave no SIGALRM handler behind
+                self._alarm.uninstall()
         done = outbox.unwritten[0]
         outbox.flush()
         return done.outcome.status if done.written else None
