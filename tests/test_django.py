@@ -19,11 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-pytest.importorskip("django")
-
 import django
+import pytest
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
