@@ -10,8 +10,10 @@ in your database instead.)
 from __future__ import annotations
 
 import time
+from types import TracebackType
+from typing import Any
 
-from myrq import NoRetry, Retry, RetryLater, task
+from myrq import Job, NoRetry, Retry, RetryLater, get_current_job, task
 
 #: How many times each ``key`` of :func:`flaky` and :func:`export_ready` has run.
 RUNS: dict[str, int] = {}
@@ -90,3 +92,66 @@ def fetch(url: str, timeout: float = 10) -> str:
 def sync_account(account_id: str) -> str:
     """A task whose jobs get a retry policy and a timeout unless the producer gives others."""
     return f"synced {account_id}"
+
+
+# -- workflows: dependencies, progress, callbacks (docs/dependencies.md and the next pages) ----
+
+#: The order in which :func:`step` ran, one name per run.
+STEPS: list[str] = []
+#: What the callbacks below were called with, one tuple per call, in order.
+CALLBACKS: list[tuple[Any, ...]] = []
+
+
+def step(name: str) -> str:
+    """Note that step ``name`` ran (in :data:`STEPS`); return the name."""
+    STEPS.append(name)
+    return name
+
+
+def total_of_dependencies() -> int:
+    """Add up the results of the jobs this job depends on (a fan-in)."""
+    job = get_current_job()
+    assert job is not None  # always set while a job runs
+    return sum(parent.result or 0 for parent in job.dependencies())
+
+
+def resize_images(count: int, pause: float = 0.0) -> int:
+    """Resize ``count`` images, saving the progress in the job's meta after each one."""
+    job = get_current_job()
+    assert job is not None
+    for done in range(1, count + 1):
+        time.sleep(pause)  # the work of one image
+        job.meta["progress"] = {"done": done, "total": count}
+        job.save_meta()
+    return count
+
+
+def mail_sent(job: Job[Any], connection: object, result: Any) -> None:
+    """``on_success``: called with the job, the worker's broker and the result."""
+    CALLBACKS.append(("success", job.id, result))
+
+
+def mail_failed(
+    job: Job[Any],
+    connection: object,
+    exc_type: type[BaseException],
+    exc_value: BaseException,
+    traceback: TracebackType | None,
+) -> None:
+    """``on_failure``: called with the job, the broker and the exception, as RQ calls it."""
+    CALLBACKS.append(("failure", job.id, exc_type.__name__, str(exc_value)))
+
+
+def mail_stopped(job: Job[Any], connection: object) -> None:
+    """``on_stopped``: called with the job and the broker."""
+    CALLBACKS.append(("stopped", job.id))
+
+
+def audit(job: Job[Any], connection: object, result: Any) -> None:
+    """A callback that fails: its error is recorded on the job, whose outcome stands."""
+    raise RuntimeError("the audit log is unavailable")
+
+
+def slow_audit(job: Job[Any], connection: object, result: Any) -> None:
+    """A callback that takes longer than its own timeout."""
+    time.sleep(5)

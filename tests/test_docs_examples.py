@@ -26,6 +26,11 @@ PAGES = [
     "docs/periodic-jobs.md",
     "docs/results.md",
     "docs/enqueue-options.md",
+    "docs/dependencies.md",
+    "docs/groups.md",
+    "docs/callbacks-and-hooks.md",
+    "docs/registries-and-control.md",
+    "docs/meta-and-progress.md",
     "docs/metrics-and-tracing.md",
 ]
 _PYTHON = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
