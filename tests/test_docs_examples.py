@@ -32,6 +32,10 @@ PAGES = [
     "docs/registries-and-control.md",
     "docs/meta-and-progress.md",
     "docs/metrics-and-tracing.md",
+    "docs/eager-mode.md",
+    "docs/transactions.md",
+    "docs/sentry.md",
+    "docs/migrating-from-rq.md",
 ]
 _PYTHON = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 _EXCERPT = re.compile(r"^```py[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
