@@ -21,11 +21,12 @@ worker registry, plain commands, are in :mod:`myrq.backends.redis_inspect`.
 
 from __future__ import annotations
 
+import functools
 import importlib.resources
 import logging
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -37,21 +38,18 @@ from myrq.backends.base import Broker, Delivery, EnqueueRequest, Fields, FinishR
 from myrq.backends.redis_client import (
     as_bytes,
     as_str,
+    broker_options,
     client_from_url,
+    connection_kwargs,
     describe,
     reply,
     translate_errors,
 )
+from myrq.backends.redis_enqueue import EnqueueTally, check_requests
 from myrq.backends.redis_leases import RedisLeases
 from myrq.backends.redis_schedule import RedisScheduling
 from myrq.defaults import DEFAULT_FAILURE_TTL
-from myrq.exceptions import (
-    BrokerError,
-    BrokerFullError,
-    ConfigurationError,
-    InvalidJobError,
-    JobExistsError,
-)
+from myrq.exceptions import BrokerError, BrokerFullError, ConfigurationError, JobExistsError
 from myrq.schema import (
     EXPIRED_ERROR,
     F_ATTEMPTS,
@@ -75,10 +73,15 @@ NOTIFY_CAP = 100
 _ENQUEUE_CHUNK = 500
 
 
-def _load_script(client: redis.Redis, name: str) -> Script:
+@functools.cache
+def script_text(name: str) -> str:
+    """The text of ``lua/<name>`` with ``lua/_lib.lua`` in front, as it is sent to Redis."""
     lua = importlib.resources.files("myrq.backends").joinpath("lua")
-    text = lua.joinpath("_lib.lua").read_text("utf-8") + lua.joinpath(name).read_text("utf-8")
-    return client.register_script(text)
+    return lua.joinpath("_lib.lua").read_text("utf-8") + lua.joinpath(name).read_text("utf-8")
+
+
+def _load_script(client: redis.Redis, name: str) -> Script:
+    return client.register_script(script_text(name))
 
 
 class RedisBroker(RedisScheduling, RedisLeases, Broker):
@@ -96,6 +99,11 @@ class RedisBroker(RedisScheduling, RedisLeases, Broker):
             job pushed by a foreign client (which sends no wake-up) waits.
         expired_ttl: how long the record of a job canceled for its ``ttl`` is
             kept when it has no ``failure_ttl`` (seconds; None: forever).
+        wait_replicas: an enqueue, and a step that records outcomes, returns
+            only once this many replicas confirm its writes (``WAIT``), within
+            ``wait_timeout`` seconds, else raises BrokerConnectionError (the
+            write is on the master; sending the step again is safe). 0: no
+            wait. See docs/reliability.md.
     """
 
     batch_claims = True
@@ -108,11 +116,13 @@ class RedisBroker(RedisScheduling, RedisLeases, Broker):
         key_prefix: str = "myrq:",
         poll_interval: float = 1.0,
         expired_ttl: float | None = DEFAULT_FAILURE_TTL,
+        wait_replicas: int = 0,
+        wait_timeout: float = 1.0,
     ) -> None:
         if client is None:
             client = client_from_url(url or "redis://127.0.0.1:6379/0")
-        kwargs = getattr(client, "connection_pool", None)
-        if kwargs is not None and kwargs.connection_kwargs.get("decode_responses"):
+        kwargs = connection_kwargs(client)
+        if kwargs.get("decode_responses"):
             raise ConfigurationError(
                 "RedisBroker needs a redis client made with decode_responses=False "
                 "(it stores bytes); pass a client without decode_responses=True"
@@ -124,7 +134,7 @@ class RedisBroker(RedisScheduling, RedisLeases, Broker):
         self.prefix = key_prefix
         self.poll_interval = poll_interval
         # A blocking wait must end before the client's own socket timeout would.
-        socket_timeout = kwargs.connection_kwargs.get("socket_timeout") if kwargs else None
+        socket_timeout = kwargs.get("socket_timeout")
         self._max_block = poll_interval
         if socket_timeout:
             self._max_block = min(poll_interval, socket_timeout / 2)
@@ -144,18 +154,32 @@ class RedisBroker(RedisScheduling, RedisLeases, Broker):
         self._empty = _load_script(client, "empty.lua")
         self._set_fields = _load_script(client, "set_fields.lua")
         self.expired_ttl_ms = arguments.ttl_ms(expired_ttl)
+        self.wait_replicas = arguments.whole("wait_replicas", wait_replicas, minimum=0)
+        self._wait_ms = max(1, round(arguments.wait_seconds(wait_timeout) * 1000))
 
     @classmethod
     def from_url(cls, url: str, *, key_prefix: str = "myrq:", **kwargs: Any) -> RedisBroker:
         """Make a broker from ``redis://``, ``rediss://`` (TLS) or ``unix://`` URL.
 
-        ``redis://user:password@host:port/db`` carries ACL credentials; extra
-        keyword arguments go to the Broker constructor.
+        ``redis://user:password@host:port/db`` carries ACL credentials;
+        ``?wait_replicas=N&wait_timeout=S`` set those arguments; extra keyword
+        arguments go to the Broker constructor.
         """
-        return cls(client_from_url(url), url=url, key_prefix=key_prefix, **kwargs)
+        options = {k: v for k, v in broker_options(url).items() if k != "shards"}
+        return cls(client_from_url(url), url=url, key_prefix=key_prefix, **options, **kwargs)
 
     def _translate(self) -> AbstractContextManager[None]:
         return translate_errors(self.url)
+
+    def _script(self, script: Script, keys: list[Any], args: list[Any], *, durable: bool) -> Any:
+        """Run a script; a durable one waits for ``wait_replicas`` replicas to confirm it."""
+        if durable and self.wait_replicas:
+            from myrq.backends.redis_replicas import call_and_wait  # noqa: PLC0415 - rarely used
+
+            return call_and_wait(
+                self.client, script, keys, args, self.wait_replicas, self._wait_ms, self.url
+            )
+        return script(keys=keys, args=args)
 
     # -- producing (enqueue.lua) -------------------------------------------------
 
@@ -176,14 +200,8 @@ class RedisBroker(RedisScheduling, RedisLeases, Broker):
 
     def enqueue_many(self, requests: Sequence[EnqueueRequest]) -> list[str]:
         # One script call per chunk: one round trip, and no per-job EVALSHA.
-        for r in requests:
-            arguments.job_id(r.job_id)
-            arguments.fields(r.fields)
-            for parent in r.depends_on:
-                arguments.job_id(parent)
-        refused: list[str] = []
-        broken: list[str] = []
-        missing: list[tuple[str, str]] = []
+        check_requests(requests)
+        tally = EnqueueTally(self.url, len(requests))
         for start in range(0, len(requests), _ENQUEUE_CHUNK):
             chunk = requests[start : start + _ENQUEUE_CHUNK]
             try:
@@ -191,33 +209,26 @@ class RedisBroker(RedisScheduling, RedisLeases, Broker):
             except BrokerFullError as exc:
                 if not start:
                     raise
-                stored = [r.job_id for r in requests[:start] if r.job_id not in refused]
-                raise BrokerFullError(
-                    f"{exc} This batch was sent in parts: the first {start} job(s) were sent "
-                    f"and {len(stored)} stored (exc.stored_ids), the other "
-                    f"{len(requests) - start} were not",
-                    stored,
-                ) from exc
-            for req, done in zip(chunk, results, strict=True):
-                if done == 0:
-                    refused.append(req.job_id)
-                elif done != 1:
-                    text = as_str(done)
-                    if text.startswith("NOPARENT "):
-                        missing.append((req.job_id, text[9:]))
-                    else:
-                        broken.append(f"{req.job_id!r} ({text})")
-        if missing:
-            raise InvalidJobError(arguments.missing_parents(missing, len(requests)))
-        if broken:
-            kept = len(requests) - len(broken) - len(refused)
-            raise BrokerError(
-                f"Redis at {self.url} could not store job(s) {', '.join(broken[:5])}: their keys "
-                f"hold something else; {kept} other job(s) were stored"
-            )
-        return refused
+                raise tally.partly_full(exc, sent=start) from exc
+            tally.add(chunk, results)
+        return tally.finish()
 
-    def _enqueue_chunk(self, requests: Sequence[EnqueueRequest]) -> list[Any]:
+    def _enqueue_chunk(
+        self,
+        requests: Sequence[EnqueueRequest],
+        remote: Mapping[tuple[str, str], tuple[str, str]] | None = None,
+    ) -> list[Any]:
+        keys, args = self._enqueue_args(requests, remote or {})
+        with self._translate():
+            return list(self._script(self._enqueue, keys, args, durable=True))
+
+    def _enqueue_args(
+        self,
+        requests: Sequence[EnqueueRequest],
+        remote: Mapping[tuple[str, str], tuple[str, str]],
+    ) -> tuple[list[Any], list[Any]]:
+        """enqueue.lua's KEYS and ARGV. ``remote`` names, per ``(job id, parent id)``, the
+        keys read as that parent's record and dependents set (a parent on another shard)."""
         keys: list[str] = [self.queues_key]
         args: list[Any] = [NOTIFY_CAP, self.expired_ttl_ms]
         for req in requests:
@@ -229,15 +240,17 @@ class RedisBroker(RedisScheduling, RedisLeases, Broker):
                 self.state_key(req.queue, "deferred"),
             )
             for parent in req.depends_on:
-                keys += (self.job_key(parent), self.dependents_key(parent))
+                keys += remote.get((req.job_id, parent)) or (
+                    self.job_key(parent),
+                    self.dependents_key(parent),
+                )
             fields = req.fields if F_STATUS in req.fields else {**req.fields, F_STATUS: S_PENDING}
             due, delay, ttl = arguments.schedule_ms(req.at, req.delay, req.ttl)
             args += (req.job_id, req.queue, due, delay, int(req.front), ttl)
             args += (int(req.allow_failure), len(req.depends_on), *req.depends_on, len(fields))
             for name, value in fields.items():
                 args += (name, value)
-        with self._translate():
-            return list(self._enqueue(keys=keys, args=args))
+        return keys, args
 
     # -- consuming (finish_and_claim.lua) -----------------------------------------
 
@@ -267,7 +280,7 @@ class RedisBroker(RedisScheduling, RedisLeases, Broker):
             args += (f.job_id, f.token, ttl_ms, retry_ms, state, len(f.fields))
             for name, value in f.fields.items():
                 args += (name, value)
-        raw = self._finish_and_claim(keys=keys, args=args)
+        raw = self._script(self._finish_and_claim, keys, args, durable=bool(finishes))
         errors = [as_str(e) for e in raw[1]]
         next_due = None if raw[2] is None else int(raw[2]) / 1000
         return [bool(w) for w in raw[0]], self._parse_deliveries(raw[3:], worker), errors, next_due

@@ -74,7 +74,39 @@ def _fakeredis(url: str, key_prefix: str | None) -> Broker:
     with _lock:
         server = _fake_servers.setdefault(url, fakeredis.FakeServer())
     client = fakeredis.FakeRedis(server=server)
+    if scheme_of(url) == "fakeredis+sharded":  # the sharded layout (redis_sharded.py)
+        from myrq.backends.redis_client import broker_options  # noqa: PLC0415
+        from myrq.backends.redis_sharded import ShardedRedisBroker  # noqa: PLC0415
+
+        options = broker_options(url)
+        return ShardedRedisBroker(client, url=url, key_prefix=key_prefix or "myrq:", **options)
     return RedisBroker(client, url=url, key_prefix=key_prefix or "myrq:")
+
+
+def _sharded(url: str, key_prefix: str | None) -> Broker:
+    """``redis+cluster://``, ``redis+sharded://``...: see myrq/backends/redis_cluster.py."""
+    from myrq.backends.redis_cluster import sharded_from_url  # noqa: PLC0415 - lazy
+
+    return sharded_from_url(url, **({"key_prefix": key_prefix} if key_prefix else {}))
+
+
+def _check_sharded(url: str) -> None:
+    from myrq.backends.redis_cluster import check_url  # noqa: PLC0415 - lazy
+
+    check_url(url)
+
+
+def _sentinel(url: str, key_prefix: str | None) -> Broker:
+    """``redis+sentinel://``: see myrq/backends/redis_sentinel.py."""
+    from myrq.backends.redis_sentinel import sentinel_from_url  # noqa: PLC0415 - lazy
+
+    return sentinel_from_url(url, **({"key_prefix": key_prefix} if key_prefix else {}))
+
+
+def _check_sentinel(url: str) -> None:
+    from myrq.backends.redis_sentinel import check_url  # noqa: PLC0415 - lazy
+
+    check_url(url)
 
 
 _SCHEMES: dict[str, _Scheme] = {
@@ -83,6 +115,13 @@ _SCHEMES: dict[str, _Scheme] = {
     "unix": _Scheme(_redis, _check_redis),
     "memory": _Scheme(_memory),
     "fakeredis": _Scheme(_fakeredis),
+    "fakeredis+sharded": _Scheme(_fakeredis),
+    **dict.fromkeys(
+        ("redis+sharded", "rediss+sharded", "unix+sharded", "redis+cluster", "rediss+cluster"),
+        _Scheme(_sharded, _check_sharded),
+    ),
+    "redis+sentinel": _Scheme(_sentinel, _check_sentinel),
+    "rediss+sentinel": _Scheme(_sentinel, _check_sentinel),
 }
 
 

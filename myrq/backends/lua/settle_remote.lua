@@ -11,15 +11,21 @@
 -- one shard: released, or canceled and its own dependents after it. Otherwise
 -- the entry came before kid's enqueue (or it was carried over already): the
 -- outcome is kept as the edge's status for a while, and that enqueue reads it.
--- Returns 1 settled, 0 kept on the edge. Safe to run twice.
+-- Returns kid's queue when it settled kid, 1 when kid had moved on already
+-- (nothing changed), 0 when the outcome was kept on the edge. Safe to run twice.
+-- First write: SREM (or HSET of a small hash), after every check.
 local kid, pid, pok, nonce = ARGV[1], ARGV[2], ARGV[3] == '1', ARGV[4]
 local prefix = string.sub(KEYS[1], 1, -(#nonce + 7))  -- <prefix>xdeps:<nonce>
 local default_ttl_ms = tonumber(ARGV[5])
 local now_ms, now_s = clock()
 if redis.call('SREM', KEYS[1], kid) == 1 then
+  local ok, queue = pcall(redis.call, 'HGET', prefix .. 'job:' .. kid, 'queue')
   local todo = {}
-  settle_kid(prefix, kid, pid, pok, now_ms, now_s, default_ttl_ms, 100, todo)
+  local changed = settle_kid(prefix, kid, pid, pok, now_ms, now_s, default_ttl_ms, 100, todo)
   settle_all(prefix, todo, now_ms, now_s, default_ttl_ms, 100)
+  if changed == 1 then
+    return ok and queue or 'default'
+  end
   return 1
 end
 redis.call('HSET', KEYS[2], 'status', pok and 'finished' or 'failed')
