@@ -281,4 +281,10 @@ class ShardedRedisBroker(ShardedClaims, ShardedReads, ShardedDependencies, Broke
             self.client.ping()
 
     def close(self) -> None:
-        self.client.close()
+        # A cluster client's close() forgets the topology for good; dropping its
+        # connections releases the same and leaves a client shared with others usable.
+        drop = getattr(self.client, "disconnect_connection_pools", None)
+        if drop is not None:
+            drop()
+        else:
+            self.client.close()
