@@ -1,10 +1,12 @@
-"""The sharded layout on a real 3-master Redis Cluster that this module starts.
+"""The sharded layout on a real Redis Cluster of 3 masters and 3 replicas that this module starts.
 
 One cluster (free ports, a temporary directory) serves every test of the
-module and is torn down at its end. The whole contract suite runs on it, then
-what only a cluster shows: one queue's keys spread over every master, workers
-draining it, wake-up latency, a reap that spans shards, checks of every
-primary, and cluster errors as retryable connection errors.
+module and is torn down at its end. The whole contract suite runs on it with
+``wait_replicas=1`` (so every enqueue and outcome of the suite also waits for
+its replica), then what only a cluster shows: one queue's keys spread over
+every master, workers draining it, wake-up latency, a reap that spans shards,
+checks of every primary, and cluster errors as retryable connection errors.
+Failovers and slot moves under load: test_cluster_failover.py.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from tests.faultjobs import WorkerPool, read_ledger, wait_for
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[LocalCluster]:
     try:
-        made = LocalCluster(masters=3).start()
+        made = LocalCluster(masters=3, replicas=1).start()
     except RedisServerNotFound as exc:
         if require_server():
             pytest.fail(f"MYRQ_REQUIRE_REDIS_SERVER is set but {exc}")
@@ -64,7 +66,7 @@ class TestShardedOnCluster(ShardedRedisBrokerContract):
         self.client, self.url = client, cluster.url
 
     def make_sharded_broker(self, shards: int | None) -> Broker:
-        return ShardedRedisBroker(self.client, url=self.url, shards=shards)
+        return ShardedRedisBroker(self.client, url=self.url, shards=shards, wait_replicas=1)
 
 
 def _keys_per_master(client: RedisCluster) -> dict[str, int]:

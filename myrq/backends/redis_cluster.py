@@ -10,7 +10,7 @@
 
 Options myrq reads: ``shards`` (a new layout's shard count, default 16),
 ``wait_replicas`` and ``wait_timeout`` (see docs/reliability.md); the others
-go to redis-py (``socket_timeout=5``...). Building a broker reads the shard
+go to redis-py (``socket_timeout`` defaults to 5 s on a cluster). Building a broker reads the shard
 count, and for a cluster its topology, so it needs the server to answer.
 """
 
@@ -37,6 +37,9 @@ if TYPE_CHECKING:
     from myrq.backends.redis_sharded import ShardedRedisBroker
 
 CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
+#: Seconds a command may wait for a reply unless the URL says otherwise: a master
+#: that stops answering (a partition, a paused process) is given up for its replica.
+SOCKET_TIMEOUT = 5.0
 SHARDED_SCHEMES = ("redis+sharded", "rediss+sharded", "unix+sharded")
 
 
@@ -71,12 +74,16 @@ def cluster_client(url: str) -> RedisCluster:
     scheme = "rediss" if parts.scheme.startswith("rediss") else "redis"
     host, port = nodes[0]
     first = urlunsplit((scheme, f"{userinfo}{host}:{port}", "", parts.query, ""))
+    timeouts: dict[str, Any] = {}
+    if "socket_timeout" not in parts.query:
+        timeouts["socket_timeout"] = SOCKET_TIMEOUT
     with translate_errors(redact_url(url)):
         try:
             return RedisCluster(
                 url=first,
                 startup_nodes=[ClusterNode(h, p) for h, p in nodes[1:]],  # type: ignore[no-untyped-call]
                 decode_responses=False,
+                **timeouts,
             )
         except ValueError as exc:
             raise ConfigurationError(f"invalid Redis URL {redact_url(url)!r}: {exc}") from exc

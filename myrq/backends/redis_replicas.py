@@ -14,6 +14,7 @@ runs again (at least once), a renewal is renewed again.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -61,7 +62,11 @@ def call_and_wait(  # noqa: PLR0917 - the script's call and the wait's terms
         pipe = server.pipeline(transaction=False)
         pipe.evalsha(script.sha, len(keys), *keys, *args)
         pipe.wait(replicas, timeout_ms)
-        reply, acked = pipe.execute(raise_on_error=False)
+        try:
+            reply, acked = pipe.execute(raise_on_error=False)
+        except (redis.ConnectionError, redis.TimeoutError):
+            _refresh(client)  # a node that died: learn who holds its slots now
+            raise
         if isinstance(reply, NoScriptError):
             script.sha = server.script_load(script.script)
             continue
@@ -83,3 +88,12 @@ def call_and_wait(  # noqa: PLR0917 - the script's call and the wait's terms
                 "send again; check the replicas (INFO replication), or lower wait_replicas"
             )
         return reply
+
+
+def _refresh(client: Any) -> None:
+    """Re-read a cluster's slots (nothing to do on one server); best effort."""
+    manager = getattr(client, "nodes_manager", None)
+    if manager is None:
+        return
+    with contextlib.suppress(redis.RedisError, redis.exceptions.RedisClusterException):
+        manager.initialize()  # failing, the caller's retry refreshes again

@@ -16,10 +16,16 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from myrq.exceptions import BrokerConnectionError
 from myrq.testing.redis_server import RedisServer, RedisServerNotFound
+
+if TYPE_CHECKING:
+    from myrq.queue import Queue
 
 #: Node timeout of test clusters and Sentinels (ms): a failed master is replaced within seconds.
 NODE_TIMEOUT_MS = 1500
@@ -143,6 +149,23 @@ class LocalCluster:
     def role(self, node: RedisServer) -> str:
         return _info(node, "info replication").get("role", "")
 
+    def masters_now(self) -> list[RedisServer]:
+        """The running nodes that are masters now."""
+        running = [n for n in self.nodes if n.process and n.process.poll() is None]
+        return [n for n in running if self.role(n) == "master"]
+
+    def replica_of(self, master: RedisServer) -> RedisServer:
+        """A running replica of ``master``."""
+        for node in self.nodes:
+            if node.process and node.process.poll() is None and self.role(node) == "slave":
+                info = _info(node, "info replication")
+                if info.get("master_port") == str(master.port):
+                    return node
+        raise LookupError(f"no replica of {master.port}")
+
+    def node_id(self, node: RedisServer) -> str:
+        return self.cli(node, "cluster", "myid").strip()
+
     def stop(self) -> None:
         for node in self.nodes:
             node.stop()
@@ -244,3 +267,34 @@ class LocalSentinel:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class SteadyProducer(threading.Thread):
+    """Enqueues ``tests.faultjobs.ledger_write``-style jobs at a steady rate, in a thread.
+
+    Each job is sent again until one send is acknowledged (a resend of the same
+    prepared job is recognised by the broker), so ``acked`` lists exactly the
+    jobs whose enqueue returned: the ones a failover must not lose.
+    """
+
+    def __init__(self, queue: Queue, func: str, ledger: Path, per_second: float) -> None:
+        super().__init__(daemon=True)
+        self.queue, self.func, self.ledger, self.pause = queue, func, ledger, 1 / per_second
+        self.acked: list[str] = []
+        self.retries = 0
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        n = 0
+        while not self.halt.is_set():
+            job = self.queue.prepare(self.func, (str(self.ledger), f"t{n}"), job_id=f"t{n}")
+            while not self.halt.is_set():
+                try:
+                    self.queue.enqueue_many([job])
+                    self.acked.append(job.id)
+                    break
+                except BrokerConnectionError:
+                    self.retries += 1
+                    time.sleep(0.05)
+            n += 1
+            time.sleep(self.pause)
