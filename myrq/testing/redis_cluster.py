@@ -102,17 +102,29 @@ class LocalCluster:
         try:
             for node in self.nodes:
                 node.start()
-            addresses = [f"127.0.0.1:{n.port}" for n in self.nodes]
-            subprocess.run(
-                [_cli(), "--cluster", "create", *addresses,
-                 "--cluster-replicas", str(self.replicas), "--cluster-yes"],
-                capture_output=True, text=True, timeout=timeout, check=True,
-            )  # fmt: skip
+            if self.replicas:
+                addresses = [f"127.0.0.1:{n.port}" for n in self.nodes]
+                subprocess.run(
+                    [_cli(), "--cluster", "create", *addresses,
+                     "--cluster-replicas", str(self.replicas), "--cluster-yes"],
+                    capture_output=True, text=True, timeout=timeout, check=True,
+                )  # fmt: skip
+            else:  # by hand: redis-cli wants 3 masters at least, benchmarks use 1 and 2
+                self._join_masters()
             self.wait_ok(timeout)
         except BaseException:
             self.stop()
             raise
         return self
+
+    def _join_masters(self) -> None:
+        """Give master ``i`` the ``i``-th of equal slot ranges and introduce them to each other."""
+        count = len(self.nodes)
+        for i, node in enumerate(self.nodes):
+            low, high = i * 16384 // count, (i + 1) * 16384 // count - 1
+            self.cli(node, "cluster", "addslotsrange", str(low), str(high))
+        for node in self.nodes[1:]:
+            self.cli(self.nodes[0], "cluster", "meet", "127.0.0.1", str(node.port))
 
     def wait_ok(self, timeout: float = 60.0) -> None:
         """Wait until every running node says ``cluster_state:ok`` and knows every master."""
