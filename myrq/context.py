@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -47,4 +48,6 @@ def current_job(make: Callable[[], Job[Any]]) -> Iterator[None]:
     try:
         yield
     finally:
-        _current.reset(token)
+        # ValueError: an abandoned job's coroutine, closed from elsewhere at exit.
+        with contextlib.suppress(ValueError):
+            _current.reset(token)

@@ -182,6 +182,12 @@ def check_binding(func: Callable[..., Any], args: Sequence[Any], kwargs: Mapping
     Raises:
         InvalidJobError: the arguments do not bind.
     """
+    bad_keys = [k for k in kwargs if not isinstance(k, str)]
+    if bad_keys:
+        raise InvalidJobError(
+            f"keyword argument names must be strings, not {bad_keys[0]!r} "
+            f"({type(bad_keys[0]).__name__})"
+        )
     signature = _signature(func)
     if signature is None:
         return

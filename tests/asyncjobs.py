@@ -61,3 +61,50 @@ def plain_task(text: str) -> str:
 @myrq.task(name="tests.asyncjobs.old_name")
 def renamed_task(x: int) -> int:
     return x + 1
+
+
+async def async_span(path: str, token: str, seconds: float) -> str:
+    """Append ``token start end``: when this run began and ended."""
+    start = time.time()
+    await asyncio.sleep(seconds)
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(f"{token} {start} {time.time()}\n")
+    return token
+
+
+def thread_span(path: str, token: str, seconds: float) -> str:
+    start = time.time()
+    time.sleep(seconds)
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(f"{token} {start} {time.time()}\n")
+    return token
+
+
+async def async_swallow(seconds: float) -> str:
+    """Catch its own cancellation: the worker must still record its timeout."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            await asyncio.sleep(0.01)
+        except asyncio.CancelledError:
+            continue
+    return "swallowed"
+
+
+async def async_pid(path: str, seconds: float) -> str:
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("started")
+    await asyncio.sleep(seconds)
+    return "done"
+
+
+def thread_pid(path: str, seconds: float) -> str:
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("started")
+    busy_loop(seconds)
+    return "done"
+
+
+async def async_current() -> str | None:
+    job = myrq.get_current_job()
+    return None if job is None else job.id

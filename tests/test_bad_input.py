@@ -238,7 +238,7 @@ def test_a_huge_ttl_is_cut_to_ten_years(ttl: object) -> None:
 @pytest.mark.parametrize(
     ("option", "value"),
     [
-        ("result_ttl", "60"),
+        ("result_ttl", "an hour"),
         ("failure_ttl", "x"),
         ("result_ttl", -5),
         ("max_payload_size", "x"),

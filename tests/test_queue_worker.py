@@ -470,7 +470,7 @@ def test_timeout_covers_importing_the_function(broker: Broker) -> None:
 
 @pytest.mark.parametrize(
     ("option", "value"),
-    [("lease_ttl", 0), ("lease_ttl", float("nan")), ("lease_ttl", "60"), ("idle_wait", -1),
+    [("lease_ttl", 0), ("lease_ttl", float("nan")), ("lease_ttl", "sixty"), ("idle_wait", -1),
      ("default_timeout", float("inf")), ("max_attempts", -1), ("max_attempts", 1.5)],
 )  # fmt: skip
 def test_invalid_worker_settings_are_refused(option: str, value: object) -> None:

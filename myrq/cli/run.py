@@ -24,6 +24,14 @@ def add_commands(sub: argparse._SubParsersAction[Parser]) -> None:
     p.add_argument("--lease-ttl", type=float, default=15.0, metavar="SECONDS")
     p.add_argument("--max-jobs", type=int, metavar="N", help="exit after N jobs")
     p.add_argument(
+        "--concurrency",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run up to N jobs at once: async def jobs on an event loop, others in threads "
+        "(default 1: one at a time; see docs/concurrency.md)",
+    )
+    p.add_argument(
         "--max-attempts",
         type=int,
         default=3,
@@ -107,6 +115,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         grace_period=None if args.grace_period < 0 else args.grace_period,
         isolate=True if args.isolate else args.isolate_queue,
         job_memory_limit=args.job_memory_limit,
+        concurrency=args.concurrency,
     )
     worker.broker.ping()
     with worker_metrics(args.metrics_port):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +34,7 @@ from myrq.status import JobStatus
 from myrq.worker.guard import JobGuard
 from myrq.worker.runner import Outcome
 from myrq.worker.shutdown import ShutdownNow
+from myrq.worker.threads import thread_timeout
 
 if TYPE_CHECKING:
     from myrq.worker.outbox import Done
@@ -154,10 +156,8 @@ class AfterJob:
     def _call(
         self, job: Job[Any], name: str, callback: Callback, args: list[Any]
     ) -> ErrorInfo | None:
-        guard = self.guard
-        guard.pending, guard.running = None, True
         try:
-            guard.call(_resolver(self.allow, callback.func), args, {}, callback.timeout)
+            self._run(callback, args)
         except ShutdownNow:
             self._interrupted = True
             return _callback_error(job, name, "interrupted: the worker was told to stop at once")
@@ -171,6 +171,18 @@ class AfterJob:
             logger.exception("job %s: %s callback %s raised", job.id, name, callback.func)
             return ErrorInfo.from_exception(exc)
         return None
+
+    def _run(self, callback: Callback, args: list[Any]) -> None:
+        """Call it under its timeout: the alarm in the main thread, else (a concurrent
+        worker's broker thread) an exception raised in the thread (see myrq.worker.threads)."""
+        if threading.current_thread() is threading.main_thread():
+            guard = self.guard
+            guard.pending, guard.running = None, True
+            guard.call(_resolver(self.allow, callback.func), args, {}, callback.timeout)
+            return
+        func = self.allow.resolve(callback.func)
+        with thread_timeout(callback.timeout, JobTimeout):
+            func(*args)
 
     def _record(self, job_id: str, error: ErrorInfo) -> None:
         try:

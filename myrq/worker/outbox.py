@@ -78,6 +78,8 @@ class Outbox:
         # on the broker's clock (started_at + time since), never the worker's.
         self._received: dict[str, float] = {}
         self.running: Delivery | None = None  # taken out of claimed, outcome not yet held
+        #: Jobs running at once in a concurrent worker, by id (see myrq.worker.concurrent).
+        self.in_flight: dict[str, Delivery] = {}
         self.unwritten: list[Done] = []
         self._failures = 0  # consecutive broker failures while claiming
         self._backoff = 0.0
@@ -155,7 +157,13 @@ class Outbox:
         # list() of a deque or a list is one step under the GIL: safe against
         # the main thread changing them meanwhile.
         claimed, unwritten, running = list(self.claimed), list(self.unwritten), self.running
-        return [*claimed, *(d.delivery for d in unwritten), *([running] if running else [])]
+        flying = list(self.in_flight.values())
+        return [
+            *claimed,
+            *(d.delivery for d in unwritten),
+            *([running] if running else []),
+            *flying,
+        ]
 
     # -- writing -------------------------------------------------------------
 

@@ -36,6 +36,9 @@ class WorkerSettings:
     isolated_queues: frozenset[str]
     job_memory_limit: int | None
     prefetch: int
+    #: Jobs run at once (1: one at a time in the main thread; more: see
+    #: :mod:`myrq.worker.concurrent`).
+    concurrency: int = 1
 
     @classmethod
     def build(  # noqa: PLR0917 - mirrors Worker's keyword arguments
@@ -54,6 +57,7 @@ class WorkerSettings:
         isolate: bool | Sequence[str],
         job_memory_limit: int | None,
         prefetch: int,
+        concurrency: int = 1,
     ) -> WorkerSettings:
         """Check every value; fill in the configured secret key and payload cap.
 
@@ -106,6 +110,20 @@ class WorkerSettings:
             raise ConfigurationError(
                 f"prefetch must be a whole number from 1 to 1000, not {prefetch!r}"
             )
+        if (
+            not isinstance(concurrency, int)
+            or isinstance(concurrency, bool)
+            or not 1 <= concurrency <= 10_000
+        ):
+            raise ConfigurationError(
+                f"concurrency must be a whole number from 1 to 10000, not {concurrency!r}"
+            )
+        if concurrency > 1 and (isolate_all or isolated_queues):
+            raise ConfigurationError(
+                "isolate runs one job at a time in a forked child, which cannot be combined with "
+                "concurrency > 1 (forking a threaded process is unsafe): run isolated queues in "
+                "a worker of their own, or several worker processes (--processes)"
+            )
         return cls(
             queue_names=names,
             name=name or f"{socket.gethostname()}.{os.getpid()}.{random.getrandbits(32):08x}",
@@ -126,6 +144,7 @@ class WorkerSettings:
             isolated_queues=isolated_queues,
             job_memory_limit=job_memory_limit,
             prefetch=prefetch,
+            concurrency=concurrency,
         )
 
     def isolates(self, queue: str) -> bool:

@@ -41,6 +41,10 @@ class Shutdown:
         self._timer: threading.Timer | None = None
         self._handler = self._handle  # one bound method, so identity checks work
         self._installed = False
+        #: Whether a job runs now (a concurrent worker replaces both).
+        self.busy: Callable[[], bool] = lambda: guard.running
+        #: Stop the running job(s) now, from the handler; None: interrupt the guard's job.
+        self.interrupt_now: Callable[[FrameType | None], None] | None = None
 
     def install(self) -> Callable[[], None]:
         """Install the SIGTERM/SIGINT handlers (main thread only); return their undo."""
@@ -87,14 +91,14 @@ class Shutdown:
         name = signal.Signals(signum).name
         if self._grace_over:
             self._grace_over = False
-            if self.guard.running:
+            if self.busy():
                 logger.warning(
                     "worker %s: grace period of %gs is over: stopping the current job "
                     "and putting it back on its queue",
                     self.worker_name,
                     self.grace_period,
                 )
-                self.guard.interrupt(ShutdownNow(), frame)
+                self._now(frame)
         elif not self.stop.is_set():
             grace = "" if self.grace_period is None else f" (grace period {self.grace_period:g}s)"
             logger.info(
@@ -111,17 +115,23 @@ class Shutdown:
                 self._timer = threading.Timer(self.grace_period, self._end_grace, args=(signum,))
                 self._timer.daemon = True
                 self._timer.start()
-        elif self.guard.running:
+        elif self.busy():
             logger.warning(
                 "worker %s got %s again: stopping the current job and putting it back on its queue",
                 self.worker_name,
                 name,
             )
+            self._now(frame)
+
+    def _now(self, frame: FrameType | None) -> None:
+        if self.interrupt_now is not None:
+            self.interrupt_now(frame)
+        else:
             self.guard.interrupt(ShutdownNow(), frame)
 
     def _end_grace(self, signum: int) -> None:
         """Timer thread: the grace period is over; interrupt the job in the main thread."""
-        if self.guard.running:
+        if self.busy():
             self._grace_over = True
             ident = threading.main_thread().ident
             if ident is not None:

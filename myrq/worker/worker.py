@@ -39,6 +39,7 @@ from myrq.serializers import Serializer
 from myrq.status import JobStatus
 from myrq.worker.after import AfterJob
 from myrq.worker.alarm import JobAlarm
+from myrq.worker.concurrent import ConcurrentLoop
 from myrq.worker.guard import JobGuard
 from myrq.worker.heartbeat import Heartbeat
 from myrq.worker.outbox import Outbox
@@ -97,6 +98,9 @@ class Worker:
             installed with :func:`myrq.hooks.install`).
         exception_handlers: RQ-style ``handler(job, exc_type, exc_value, tb)``
             called for each failed or timed-out run until one returns False.
+        concurrency: run up to this many jobs at once: ``async def`` jobs on an
+            event loop, sync ones each in a thread (see :mod:`myrq.worker.concurrent`
+            for how timeouts are enforced there). 1: one at a time in the main thread.
     """
 
     def __init__(
@@ -122,6 +126,7 @@ class Worker:
         prefetch: int = 16,
         hooks: Sequence[Hooks] = (),
         exception_handlers: Sequence[ExceptionHandler] = (),
+        concurrency: int = 1,
     ) -> None:
         if isinstance(queues, str):
             queues = [queues]
@@ -140,6 +145,7 @@ class Worker:
             isolate,
             job_memory_limit,
             prefetch,
+            concurrency,
         )
         self.name = self.settings.name
         self.queue_names = list(self.settings.queue_names)
@@ -158,6 +164,7 @@ class Worker:
             self.broker, self.serializer, self.allow, guard, hooks, exception_handlers
         )
         self._durations: dict[str, float] = {}  # function name -> its last run, seconds
+        self._concurrent: ConcurrentLoop | None = None
         self._started_at = 0.0
 
     def __repr__(self) -> str:
@@ -178,8 +185,16 @@ class Worker:
         """
         start = self.stats.processed
         self._stop.clear()
+        stop_at = None if max_jobs is None else start + max_jobs
         with self._session() as outbox:
-            self._loop(outbox, burst, None if max_jobs is None else start + max_jobs)
+            if self.settings.concurrency > 1:
+                self._concurrent = ConcurrentLoop(self)
+                try:
+                    self._concurrent.run(outbox, burst, stop_at)
+                finally:
+                    self._concurrent = None
+            else:
+                self._loop(outbox, burst, stop_at)
         return self.stats.processed - start
 
     def process(self, delivery: Delivery) -> JobStatus | None:
@@ -296,6 +311,13 @@ class Worker:
                 exc,
             )
 
+    def _stop_requested(self, job_id: str) -> None:
+        """From the heartbeat: someone asked to stop ``job_id``, which this worker holds."""
+        self._stops.request(job_id)
+        concurrent = self._concurrent
+        if concurrent is not None:
+            concurrent.stop_job(job_id)
+
     def _maintain(self) -> None:
         """Upkeep, from the heartbeat thread about once a minute, per queue: drop
         registry entries whose records expired, and give periodic schedules that
@@ -351,7 +373,7 @@ class Worker:
             failure_ttl=ttl_for_broker(settings.failure_ttl),
             held=outbox.held,
             info=lambda: self._registration(outbox),
-            on_stop=self._stops.request,
+            on_stop=self._stop_requested,
             maintenance=self._maintain,
         )
         restore_signals = self._shutdown.install()
