@@ -41,7 +41,6 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -53,11 +52,12 @@ from myrq.schema import F_CRON
 from myrq.status import JobStatus
 from myrq.task import Task
 from myrq.worker.calling import refuse_awaitable
+from myrq.worker.inflight import Running, cancel_leftovers, forget_thread, timed_out
 from myrq.worker.outbox import Outbox
-from myrq.worker.runner import TIMEOUT_TYPE, Call, Outcome, failure, stopped
+from myrq.worker.runner import Call, Outcome, failure, stopped
 from myrq.worker.shutdown import ShutdownNow
 from myrq.worker.stats import log_skip
-from myrq.worker.threads import clear_pending, raise_in_thread
+from myrq.worker.threads import raise_in_thread
 
 if TYPE_CHECKING:
     from myrq.worker.worker import Worker
@@ -68,23 +68,6 @@ logger = logging.getLogger("myrq.worker")
 POLL = 0.05
 #: Seconds a thread may run past its timeout before it is abandoned.
 ABANDON_AFTER = 5.0
-
-
-@dataclass
-class Running:
-    """A job in flight: its claim, its task or thread, and why it was interrupted."""
-
-    delivery: Delivery
-    call: Call
-    started: float
-    task: asyncio.Task[Outcome | None] | None = None
-    thread: int | None = None  # the thread's ident, once it runs
-    reason: str | None = None  # "timeout", "stop" or "shutdown" once interrupted
-    timer: asyncio.TimerHandle | None = None
-    done: bool = False
-    #: Held while ``thread`` is read to interrupt it, and while the thread clears it
-    #: on its way out: an ident is never used once its thread is gone (idents are reused).
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class ConcurrentLoop:
@@ -107,7 +90,7 @@ class ConcurrentLoop:
             loop.run_until_complete(self._main(outbox, burst, stop_at))
         finally:
             try:
-                _cancel_leftovers(loop)
+                cancel_leftovers(loop)
             finally:
                 loop.close()
                 self.loop = None
@@ -264,12 +247,12 @@ class ConcurrentLoop:
                 outcome = self.worker._runner._finished(call, result, self._elapsed(run))
         except (JobTimeout, JobStopped, ShutdownNow):
             pass  # came as the job ended: what it did stands (None if before any outcome)
-        _forget_thread(run)
+        forget_thread(run)
         loop = self.loop
         if loop is None:
             return  # the worker stopped meanwhile: this abandoned job's outcome is dropped
         if outcome is None and run.reason != "shutdown":
-            outcome = _timed_out(call, self._elapsed(run), None)  # interrupted while reporting
+            outcome = timed_out(call, self._elapsed(run), None)  # interrupted while reporting
         with contextlib.suppress(RuntimeError):  # the loop closed: the worker has stopped
             loop.call_soon_threadsafe(self._ended, run.delivery, outcome, run)
 
@@ -304,7 +287,7 @@ class ConcurrentLoop:
         """The outcome of a job we interrupted (None: give it back), by why we did."""
         elapsed = self._elapsed(run)
         if run.reason == "timeout" or isinstance(exc, JobTimeout):
-            return _timed_out(run.call, elapsed, exc)
+            return timed_out(run.call, elapsed, exc)
         if run.reason == "stop" or isinstance(exc, JobStopped):
             return stopped(run.call.func_name, elapsed, exc)
         if run.reason == "shutdown" or isinstance(exc, ShutdownNow):
@@ -340,7 +323,7 @@ class ConcurrentLoop:
             run.delivery.job_id,
             ABANDON_AFTER,
         )
-        self._ended(run.delivery, _timed_out(run.call, self._elapsed(run), None), run)
+        self._ended(run.delivery, timed_out(run.call, self._elapsed(run), None), run)
 
     def stop_job(self, job_id: str) -> None:
         """From the heartbeat thread: stop ``job_id`` if it runs here now."""
@@ -366,44 +349,3 @@ class ConcurrentLoop:
         )
         for run in list(self.running.values()):
             self._interrupt(run, "shutdown", ShutdownNow)
-
-
-def _forget_thread(run: Running) -> None:
-    """In the job's thread, on its way out: no interrupt is sent after this, and one sent
-    just before (still pending) is dropped, so none escapes the thread."""
-    for _ in range(3):  # an interrupt may land between two of these bytecodes
-        try:
-            with run.lock:
-                run.thread = None
-                clear_pending(threading.get_ident())
-            return
-        except (JobTimeout, JobStopped, ShutdownNow):
-            continue
-
-
-def _cancel_leftovers(loop: asyncio.AbstractEventLoop) -> None:
-    """Cancel tasks still running (abandoned ones that swallow cancellation), waiting 1 s at most.
-
-    ``asyncio.run`` would wait for them as long as they take.
-    """
-    pending = asyncio.all_tasks(loop)
-    for task in pending:
-        task.cancel()
-    if pending:
-        loop.run_until_complete(asyncio.wait(pending, timeout=1.0))
-    left = [t for t in pending if not t.done()]
-    if left:
-        logger.warning("%d abandoned job task(s) still ran when the worker stopped", len(left))
-        loop.set_exception_handler(lambda _loop, _context: None)  # no "destroyed" noise
-        for task in left:  # closed here, not by the garbage collector at some odd moment
-            with contextlib.suppress(BaseException):
-                task.get_coro().close()
-    loop.run_until_complete(loop.shutdown_asyncgens())
-
-
-def _timed_out(call: Call, elapsed: float, exc: BaseException | None) -> Outcome:
-    message = f"job exceeded its timeout of {call.timeout:g}s and was stopped"
-    error = ErrorInfo(TIMEOUT_TYPE, message, "", types=(TIMEOUT_TYPE, "builtins.BaseException"))
-    return Outcome(
-        JobStatus.TIMEOUT, error=error, func_name=call.func_name, elapsed=elapsed, exc=exc
-    )

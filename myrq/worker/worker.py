@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
-import socket
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -28,15 +26,14 @@ from contextlib import contextmanager
 from myrq import config
 from myrq.backends import Broker, Delivery
 from myrq.context import current_job
-from myrq.cron import ensure_next_runs, schedule_next
 from myrq.durations import Duration, ttl_for_broker
-from myrq.exceptions import BrokerError, InvalidJobError
 from myrq.hooks import ExceptionHandler, Hooks
 from myrq.queue import Queue
 from myrq.registry import AllowList, FunctionRegistry, registry
-from myrq.schema import F_CRON, format_number, format_time
+from myrq.schema import F_CRON
 from myrq.serializers import Serializer
 from myrq.status import JobStatus
+from myrq.worker import upkeep
 from myrq.worker.after import AfterJob
 from myrq.worker.alarm import JobAlarm
 from myrq.worker.concurrent import ConcurrentLoop
@@ -48,6 +45,7 @@ from myrq.worker.settings import WorkerSettings
 from myrq.worker.shutdown import Shutdown, ShutdownNow
 from myrq.worker.stats import WorkerStats, log_skip
 from myrq.worker.stopping import StopRequests
+from myrq.worker.upkeep import worker_record
 
 logger = logging.getLogger("myrq.worker")
 
@@ -300,16 +298,7 @@ class Worker:
 
     def _schedule_next(self, delivery: Delivery) -> None:
         """A periodic schedule's job: schedule the next one first, so a crash cannot end it."""
-        keys = self.settings.secret_keys
-        try:
-            schedule_next(self.broker, delivery, keys[0] if keys else None)
-        except (BrokerError, InvalidJobError, ValueError, KeyError) as exc:
-            logger.error(
-                "worker %s: could not schedule the next run of periodic job %s: %s",
-                self.name,
-                delivery.job_id,
-                exc,
-            )
+        upkeep.schedule_next_run(self, delivery)
 
     def _stop_requested(self, job_id: str) -> None:
         """From the heartbeat: someone asked to stop ``job_id``, which this worker holds."""
@@ -319,13 +308,7 @@ class Worker:
             concurrent.stop_job(job_id)
 
     def _maintain(self) -> None:
-        """Upkeep, from the heartbeat thread about once a minute, per queue: drop
-        registry entries whose records expired, and give periodic schedules that
-        lost their next run one (any worker may; each step is idempotent)."""
-        keys = self.settings.secret_keys
-        for queue in self.queue_names:
-            self.broker.trim_registries(queue)
-            ensure_next_runs(self.broker, queue, keys[0] if keys else None)
+        upkeep.maintain(self)
 
     def _known_quick(self, func_name: str) -> bool:
         return self._durations.get(func_name, QUICK) < QUICK
@@ -339,23 +322,6 @@ class Worker:
         log_skip(delivery)
 
     # -- start and stop -----------------------------------------------------
-
-    def _registration(self, outbox: Outbox) -> dict[str, bytes]:
-        """What ``myrq workers`` shows of this worker (refreshed at every heartbeat)."""
-        running = outbox.running
-        s = self.stats
-        return {
-            "name": self.name.encode(),
-            "host": socket.gethostname().encode(),
-            "pid": str(os.getpid()).encode(),
-            "queues": ",".join(self.queue_names).encode(),
-            "started_at": format_time(self._started_at),
-            "beat_at": format_time(time.time()),
-            "job": running.job_id.encode() if running is not None else b"",
-            "finished": str(s.finished).encode(),
-            "failed": str(s.failed + s.timed_out).encode(),
-            "lease_ttl": format_number(self.settings.lease_ttl),
-        }
 
     @contextmanager
     def _session(self) -> Iterator[Outbox]:
@@ -372,7 +338,7 @@ class Worker:
             max_attempts=settings.max_attempts,
             failure_ttl=ttl_for_broker(settings.failure_ttl),
             held=outbox.held,
-            info=lambda: self._registration(outbox),
+            info=lambda: worker_record(self, outbox),
             on_stop=self._stop_requested,
             maintenance=self._maintain,
         )
