@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from myrq.exceptions import DeserializationError
+from myrq.exceptions import DeserializationError, SerializationError
 from myrq.retry import NoRetry, RetryLater, exception_names
 from myrq.serializers import Serializer
 
@@ -146,3 +146,33 @@ def decode_payload(serializer: Serializer, raw: bytes) -> tuple[str, list[Any], 
 
 #: The former name of :class:`ErrorInfo` (it is plain data, not an exception).
 JobError = ErrorInfo
+
+
+def encode_meta(meta: Mapping[str, Any]) -> bytes:
+    """A job's meta as stored: JSON whatever the serializer.
+
+    Meta is not signed (a job updates it while it runs), so it is never read
+    with a serializer that can run code when it decodes (pickle): what a broker
+    writer put there stays plain data.
+
+    Raises:
+        SerializationError: a value JSON cannot hold (say which, and what to do).
+    """
+    try:
+        return json.dumps(dict(meta), ensure_ascii=True, allow_nan=False).encode("ascii")
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise SerializationError(
+            f"a job's meta is stored as JSON (it is not signed, so never pickled) and this "
+            f"one cannot be: {exc}. Keep meta to str, int, float, bool, None, lists and dicts"
+        ) from None
+
+
+def decode_meta(raw: bytes | None) -> dict[str, Any]:
+    """The stored meta as a dict (empty when absent or unreadable)."""
+    if not raw:
+        return {}
+    try:
+        loaded = json.loads(raw)
+    except (ValueError, RecursionError):
+        return {}
+    return loaded if isinstance(loaded, dict) else {}

@@ -2,8 +2,8 @@
 
 Subclass :class:`Hooks`, override what you need, and pass instances as
 ``Queue(hooks=[...])`` and ``Worker(hooks=[...])``, or :func:`install` them
-for every queue and worker of the process (``myrq worker --hooks
-pkg.module.Class`` does that for a worker). Worker methods are called in the
+for every queue and worker of the process (for ``myrq worker``, install them
+in a module the worker imports: ``--import myapp.hooks``). Worker methods are called in the
 worker's main thread, producer methods in the thread that enqueues. A hook
 that raises is logged and changes nothing: not the enqueue, not the job's
 outcome, not the other hooks.
@@ -47,6 +47,8 @@ class JobOutcome:
     will_retry: bool
     #: The return value, encoded by the serializer (None unless finished).
     result: bytes | None = None
+    #: The job's function (``"<refused>"`` when it could not be decoded or verified).
+    func_name: str = "<refused>"
 
 
 class Hooks:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from myrq import config
 from myrq.backends import Broker
 from myrq.backends.values import EnqueueRequest
-from myrq.codec import encode_payload
+from myrq.codec import encode_meta, encode_payload
 from myrq.defaults import DEFAULT_FAILURE_TTL
 from myrq.durations import parse_duration, ttl_for_broker
 from myrq.exceptions import (
@@ -206,7 +206,7 @@ class Job(JobRecord, Generic[R]):
         return self.broker.delete(self.id)
 
     def cancel(self) -> bool:
-        """Cancel the job if it has not started (pending or scheduled); True if it was.
+        """Cancel the job if it has not started (pending, scheduled or deferred); True if it was.
 
         It ends ``canceled`` and is kept as failed jobs are (its ``failure_ttl``).
         A running or ended job is left alone (False).
@@ -257,9 +257,9 @@ class Job(JobRecord, Generic[R]):
 
         Raises:
             NoSuchJobError: the record is gone; nothing was written.
-            SerializationError: the meta cannot be encoded by the job's serializer.
+            SerializationError: the meta cannot be stored as JSON (see encode_meta).
         """
-        encoded = self.serializer.dumps(self.meta)
+        encoded = encode_meta(self.meta)
         if not self.broker.set_fields(self.id, {F_META: encoded}):
             raise NoSuchJobError(f"job {self.id!r} no longer exists: its meta was not saved")
         self._fields[F_META] = encoded

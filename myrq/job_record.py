@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from myrq.callbacks import Callback
-from myrq.codec import ErrorInfo, decode_payload
+from myrq.codec import ErrorInfo, decode_meta, decode_payload
 from myrq.exceptions import DeserializationError
 from myrq.retry import Retry
 from myrq.schema import (
@@ -218,14 +218,10 @@ class JobRecord:
     @property
     def meta(self) -> dict[str, Any]:
         """The job's own data: set at enqueue (``meta=``), updated by the job (see
-        :meth:`myrq.Job.save_meta`). Changes are kept here until saved."""
+        :meth:`myrq.Job.save_meta`). Changes are kept here until saved. Stored as
+        JSON whatever the serializer (it is not signed: never unpickled)."""
         if self._meta is None:
-            raw = self._fields.get(F_META)
-            try:
-                loaded = self.serializer.loads(raw) if raw else {}
-            except Exception:
-                loaded = {}
-            self._meta = loaded if isinstance(loaded, dict) else {}
+            self._meta = decode_meta(self._fields.get(F_META))
         return self._meta
 
     @property

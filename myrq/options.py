@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from myrq.callbacks import Callback
+from myrq.codec import encode_meta
 from myrq.dependency import Dependency
 from myrq.durations import parse_duration
 from myrq.exceptions import InvalidJobError
@@ -260,7 +261,7 @@ def workflow_fields(opts: JobOptions, serializer: Serializer) -> dict[str, bytes
     """The record's fields for the workflow options (signed with the rest)."""
     extra: dict[str, bytes] = {}
     if opts.meta:
-        extra[F_META] = serializer.dumps(dict(opts.meta))
+        extra[F_META] = encode_meta(opts.meta)
     if opts.depends_on is not None:
         extra[F_DEPENDS_ON] = json.dumps(list(opts.depends_on.jobs)).encode()
         if opts.depends_on.allow_failure:

@@ -13,6 +13,7 @@ from myrq import config
 from myrq.backends import Broker
 from myrq.backends.values import EnqueueRequest
 from myrq.callbacks import Callback
+from myrq.codec import encode_meta
 from myrq.cron import PeriodicJobs
 from myrq.defaults import DEFAULT_FAILURE_TTL, DEFAULT_RESULT_TTL, DEFAULT_TIMEOUT
 from myrq.dependency import Dependency
@@ -264,7 +265,7 @@ class Queue(QueueRegistries, PeriodicJobs):
         """Tell ``hooks``; store what they put in ``job.meta``."""
         call(hooks, "before_enqueue", job)
         if job._meta is not None:  # read, perhaps changed: store it as it is now
-            job._fields[F_META] = self.serializer.dumps(job._meta)
+            job._fields[F_META] = encode_meta(job._meta)
             if job.request is not None:
                 job.request = replace(job.request, fields=job._fields)
 

@@ -33,7 +33,7 @@ def test_enqueue_worker_job_and_info(redis_server: RedisServer, redis_client: re
 
     info = myrq("info", "--broker", url)
     assert info.returncode == 0, info.stderr
-    assert "math" in info.stdout and "pending" in info.stdout
+    assert "math" in info.stdout and "1 queued" in info.stdout
 
     work = myrq("worker", "math", "--burst", "--broker", url, "--log-level", "DEBUG")
     assert work.returncode == 0, work.stderr
@@ -236,3 +236,23 @@ def test_stop_cancel_requeue_and_empty_from_the_command_line(
 def test_version() -> None:
     result = myrq("--version")
     assert result.returncode == 0 and result.stdout.startswith("myrq ")
+
+
+def test_requeue_all_failed_of_a_queue_and_info_without_a_scan(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    url = "memory://cli-requeue"
+    for n in range(2):
+        assert (
+            main(["enqueue", "tests.jobs.fail", '"x"', "--job-id", f"f{n}", "--broker", url]) == 0
+        )
+    assert main(["worker", "--burst", "--broker", url]) == 0
+    capsys.readouterr()
+    assert main(["info", "--broker", url]) == 0
+    out = capsys.readouterr().out
+    assert "2 failed" in out and "jobs by status" not in out
+    assert main(["info", "--scan", "--broker", url]) == 0
+    assert "jobs by status (every record read)" in capsys.readouterr().out
+    assert main(["requeue", "default", "--all-failed", "--broker", url]) == 0
+    assert "requeued 2 job(s) of default (failed, timeout)" in capsys.readouterr().out
+    assert main(["requeue", "a", "b", "--all-failed", "--broker", url]) == 1

@@ -310,6 +310,7 @@ def test_requeue_failed_and_empty(broker: Broker) -> None:
 class Recorder(Hooks):
     def __init__(self) -> None:
         self.seen: list[tuple[Any, ...]] = []
+        self.payloads: list[Any] = []
 
     def worker_started(self, worker: Worker) -> None:
         self.seen.append(("started", worker.name))
@@ -319,6 +320,7 @@ class Recorder(Hooks):
 
     def after_job(self, job: Job, outcome: JobOutcome) -> None:
         self.seen.append(("after", job.id, outcome.status.value, outcome.will_retry))
+        self.payloads.append(job.fields.get("func"))
         if outcome.exception is not None:
             self.seen.append(("exception", type(outcome.exception).__name__))
 
@@ -429,3 +431,47 @@ def test_a_group_counts_its_jobs_and_waits_for_them(broker: Broker) -> None:
     with pytest.raises(JobFailedError):
         bad.wait(timeout=5)
     assert bad.counts() == {"finished": 1, "failed": 1}
+
+
+def test_a_callback_sees_the_meta_the_job_saved(broker: Broker) -> None:
+    job = Queue(broker=broker).enqueue(
+        workflowjobs.report_progress, 3, on_success=workflowjobs.progress_callback
+    )
+    burst(broker)
+    assert ("progress", job.id, 3) in CALLS
+
+
+def test_meta_is_json_and_never_unpickled(broker: Broker) -> None:
+    import pickle
+
+    q = Queue(broker=broker, serializer="pickle")
+    with pytest.raises(Exception, match="stored as JSON"):
+        q.enqueue(workflowjobs.add, 1, 2, meta={"when": object()})
+    job = q.enqueue(workflowjobs.add, 1, 2, meta={"n": 1})
+    assert broker.get(job.id)["meta"] == b'{"n": 1}'  # type: ignore[index]
+    broker.set_fields(job.id, {"meta": pickle.dumps({"evil": 1})})
+    assert Job.fetch(job.id, broker=broker, serializer="pickle").meta == {}
+
+
+def test_a_forged_record_runs_no_callback_and_hooks_see_no_payload(broker: Broker) -> None:
+    q = Queue(broker=broker, secret_key="k1")
+    job = q.enqueue(workflowjobs.add, 1, 2)
+    forged = {"on_failure": b'{"func": "tests.workflowjobs.on_failure", "timeout": 60}'}
+    broker.set_fields(job.id, forged)  # not covered by the signature: the check fails
+    recorder = Recorder()
+    w = Worker(broker=broker, allow=["tests"], secret_key="k1", hooks=[recorder])
+    w.work(burst=True)
+    assert job.get_status() is JobStatus.FAILED and job.error is not None
+    assert job.error.type == "SignatureError" and CALLS == []
+    assert ("after", job.id, "failed", False) in recorder.seen
+    assert recorder.payloads == [None]
+
+
+def test_a_stopped_run_is_not_counted_as_a_failed_try(broker: Broker, tmp_path: Path) -> None:
+    pid_file = tmp_path / "pid"
+    job = Queue(broker=broker).enqueue(workflowjobs.sleep_then, str(pid_file), 30)
+    stopper = _stop_when_started(job, pid_file)
+    burst(broker, lease_ttl=1)
+    stopper.join(5)
+    job.refresh()
+    assert job.status is JobStatus.STOPPED and job.tries == 0 and job.errors == []

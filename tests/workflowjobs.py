@@ -118,3 +118,7 @@ def stamp_span(path: str, token: str, seconds: float) -> str:
     with open(path, "a", encoding="utf-8") as f:
         f.write(f"{token} {start} {time.time()}\n")
     return token
+
+
+def progress_callback(job: myrq.Job, connection: object, result: Any) -> None:
+    CALLS.append(("progress", job.id, job.meta.get("progress")))

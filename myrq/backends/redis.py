@@ -396,7 +396,7 @@ class RedisBroker(RedisScheduling, RedisLeases, Broker):
     def delete(self, job_id: str) -> bool:
         keys = [self.job_key(job_id), self.leases_key, self.queues_key]
         with self._translate():
-            return bool(self._delete(keys=keys, args=[job_id]))
+            return bool(self._delete(keys=keys, args=[job_id, self.expired_ttl_ms]))
 
     def close(self) -> None:
         self.client.close()

@@ -22,6 +22,7 @@ class RedisScheduling(RedisInspection):
     """Mixed into :class:`~myrq.backends.redis.RedisBroker`."""
 
     _max_block: float
+    expired_ttl_ms: int
     _cancel: Script
     _run_now: Script
     _watch: Script
@@ -48,7 +49,8 @@ class RedisScheduling(RedisInspection):
                 self.state_key(queue, "deferred"),
                 self.state_key(queue, "canceled"),
             ]
-            had = self._cancel(keys=keys, args=[job_id, ttl_ms, error, queue])
+            args: list[Any] = [job_id, ttl_ms, error, queue, self.expired_ttl_ms]
+            had = self._cancel(keys=keys, args=args)
         return as_str(had) if had else None
 
     def run_now(self, job_id: str) -> bool:
@@ -77,22 +79,16 @@ class RedisScheduling(RedisInspection):
 
     def requeue(self, job_id: str) -> bool:
         with self._translate():
-            record = reply(self.client.hmget(self.job_key(job_id), ["queue", "status"]))
-            queue = as_str(record[0]) if record[0] else "default"
-            state = as_str(record[1]) if record[1] else "finished"
-            keys = [
-                self.job_key(job_id),
-                self.queue_key(queue),
-                self.notify_key(queue),
-                self.state_key(queue, state),
-            ]
-            return bool(self._requeue(keys=keys, args=[job_id, _NOTIFY_CAP]))
+            queue = self._queue_of(job_id)  # the status is read by the script itself
+            keys = [self.job_key(job_id), self.queue_key(queue), self.notify_key(queue)]
+            return bool(self._requeue(keys=keys, args=[job_id, _NOTIFY_CAP, queue]))
 
     def empty(self, queue: str) -> int:
         deleted = 0
         with self._translate():
             while True:
-                gone, left = self._empty(keys=[self.queue_key(queue)], args=[1000, queue])
+                args: list[Any] = [1000, queue, self.expired_ttl_ms]
+                gone, left = self._empty(keys=[self.queue_key(queue)], args=args)
                 deleted += int(gone)
                 if not left:
                     return deleted

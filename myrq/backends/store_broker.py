@@ -49,6 +49,7 @@ from myrq.exceptions import InvalidJobError, JobExistsError
 from myrq.schema import (
     ENDED,
     F_ATTEMPTS,
+    F_HAS_DEPENDENTS,
     F_LEASE,
     F_QUEUE,
     F_STATUS,
@@ -232,7 +233,7 @@ class StoreBroker(Broker):
     def cancel(self, job_id: str, ttl: float | None, error: bytes) -> str | None:
         ttl_ms = arguments.ttl_ms(ttl)
         with self.store.transaction() as t:
-            return workflow.cancel(t, job_id, ttl_ms, error)
+            return workflow.cancel(t, job_id, ttl_ms, error, self.expired_ttl_ms)
 
     def run_now(self, job_id: str) -> bool:
         with self.store.transaction() as t:
@@ -248,7 +249,7 @@ class StoreBroker(Broker):
 
     def empty(self, queue: str) -> int:
         with self.store.transaction() as t:
-            return workflow.empty(t, queue)
+            return workflow.empty(t, queue, self.expired_ttl_ms)
 
     def set_fields(self, job_id: str, fields: Fields) -> bool:
         arguments.fields(fields)
@@ -379,6 +380,8 @@ class StoreBroker(Broker):
             for name in names:
                 t.remove(queue_key(name), job_id)
             t.zrem(LEASES, job_id)
+            if t.hget(key, F_HAS_DEPENDENTS) == b"1":  # it will never finish: cancel them
+                workflow.settle(t, job_id, False, self.expired_ttl_ms)
             if own is not None:
                 queue = own.decode("utf-8", "replace")
                 t.zrem(scheduled_key(queue), job_id)

@@ -34,6 +34,7 @@ from myrq.schema import (
     F_LEASE,
     F_PAYLOAD,
     F_PENDING_DEPS,
+    F_QUEUE,
     F_RESULT,
     F_STARTED_AT,
     F_STATUS,
@@ -168,8 +169,10 @@ def enqueue(  # noqa: PLR0917 - one job's enqueue.lua
     if failed_parent is not None and not req.allow_failure:
         t.hset(key, {F_STATUS: S_CANCELED, F_ENDED_AT: format_time(t.now()),
                      F_ERROR: dependency_failed(failed_parent)})  # fmt: skip
-        registered(t, req.queue, req.job_id, "canceled", canceled_ttl_ms)
-        keep(t, key, canceled_ttl_ms)
+        own = parse_ttl_ms(req.fields.get(F_FAILURE_TTL))  # its own setting wins
+        kept_ms = canceled_ttl_ms if own is None else own
+        registered(t, req.queue, req.job_id, "canceled", kept_ms)
+        keep(t, key, kept_ms)
     elif waiting:
         defer(t, req, waiting, ttl_ms)
     else:
@@ -205,7 +208,7 @@ def place(t: Txn, req: EnqueueRequest, due_ms: int, delay_ms: int, ttl_ms: int) 
         t.push(queue_key(req.queue), req.job_id, front=req.front)
 
 
-def cancel(t: Txn, job_id: str, ttl_ms: int, error: bytes) -> str | None:
+def cancel(t: Txn, job_id: str, ttl_ms: int, error: bytes, default_ttl_ms: int) -> str | None:
     """cancel.lua: a pending, scheduled or deferred job ends canceled, and its dependents."""
     key = job_key(job_id)
     record = t.hgetall(key)
@@ -221,7 +224,7 @@ def cancel(t: Txn, job_id: str, ttl_ms: int, error: bytes) -> str | None:
     t.hset(key, {F_STATUS: S_CANCELED, F_ENDED_AT: format_time(t.now()), F_ERROR: error})
     registered(t, queue, job_id, "canceled", ttl_ms)
     if record.get(F_HAS_DEPENDENTS) == b"1":
-        settle(t, job_id, False, ttl_ms)
+        settle(t, job_id, False, default_ttl_ms)
     keep(t, key, ttl_ms)
     return status.decode()
 
@@ -266,14 +269,21 @@ def stop(t: Txn, job_id: str) -> str | None:
     return status.decode("utf-8", "replace")
 
 
-def empty(t: Txn, queue: str) -> int:
-    """empty.lua: every pending job of ``queue`` goes, record and place."""
+def empty(t: Txn, queue: str, default_ttl_ms: int) -> int:
+    """empty.lua: every pending job of ``queue`` goes, record and place; jobs that waited
+    for one of them are canceled."""
     deleted = 0
     while (job_id := t.pop(queue_key(queue))) is not None:
         record = t.hgetall(job_key(job_id))
-        if record is not None and record.get(F_STATUS) == S_PENDING and queue_of(record) == queue:
-            t.delete(job_key(job_id))
-            deleted += 1
+        if record is None or record.get(F_STATUS) != S_PENDING:
+            continue
+        if record.get(F_QUEUE) not in (None, queue.encode()):
+            continue
+        t.delete(job_key(job_id))
+        deleted += 1
+        if record.get(F_HAS_DEPENDENTS) == b"1":
+            settle(t, job_id, False, default_ttl_ms)
+            t.delete(dependents_key(job_id))
     return deleted
 
 

@@ -24,9 +24,15 @@ def add_commands(sub: argparse._SubParsersAction[Parser]) -> None:
     add_common(p)
 
     p = sub.add_parser(
-        "requeue", help="run ended jobs again: given ids, or every failed job of a queue"
+        "requeue",
+        help="run ended jobs again: myrq requeue ID..., or myrq requeue QUEUE --all-failed",
     )
-    p.add_argument("job_ids", nargs="*", metavar="ID")
+    p.add_argument("job_ids", nargs="*", metavar="ID", help="job ids (or QUEUE with --all-failed)")
+    p.add_argument(
+        "--all-failed",
+        action="store_true",
+        help="the one argument is a queue: requeue its failed and timed-out jobs",
+    )
     p.add_argument("--queue", metavar="NAME", help="requeue this queue's ended jobs")
     p.add_argument(
         "--state",
@@ -81,6 +87,10 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
 
 def cmd_requeue(args: argparse.Namespace) -> int:
+    if args.all_failed:
+        if len(args.job_ids) != 1 or args.queue:
+            raise MyrqError("--all-failed takes one queue: myrq requeue QUEUE --all-failed")
+        args.queue, args.job_ids = args.job_ids[0], []
     if bool(args.job_ids) == bool(args.queue):
         raise MyrqError("give job ids, or --queue NAME (and optionally --state), not both")
     if args.queue:

@@ -19,7 +19,12 @@ RUNNING_SHOWN = 20
 
 
 def add_commands(sub: argparse._SubParsersAction[Parser]) -> None:
-    p = sub.add_parser("info", help="show queues, jobs by status, running jobs and their leases")
+    p = sub.add_parser("info", help="show queues, their registries, running jobs and leases")
+    p.add_argument(
+        "--scan",
+        action="store_true",
+        help="also count every stored job by status (reads every record: slow on big brokers)",
+    )
     add_common(p)
     p = sub.add_parser("job", help="show one job")
     p.add_argument("job_id", metavar="ID")
@@ -41,10 +46,11 @@ def cmd_info(args: argparse.Namespace) -> int:
         except BrokerError as exc:  # a foreign key of another type under the queue's name
             waiting = f"unreadable ({exc})"
         print(f"  {name:<30} {waiting}")
-    counts = broker.status_counts()
-    print("jobs by status:" if counts else "jobs: none")
-    for status, n in sorted(counts.items()):
-        print(f"  {status:<30} {n:>8}")
+    if args.scan:
+        counts = broker.status_counts()
+        print("jobs by status (every record read):" if counts else "jobs: none")
+        for status, n in sorted(counts.items()):
+            print(f"  {status:<30} {n:>8}")
     leased = broker.leased_ids()
     print(f"running (leased) jobs: {len(leased)}")
     live = broker.workers()

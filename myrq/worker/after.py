@@ -42,6 +42,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger("myrq.worker")
 
 _CALLBACK_FIELDS = (F_ON_SUCCESS, F_ON_FAILURE, F_ON_STOPPED)
+#: Fields of an unverified record a hook may see: none is decoded by the serializer.
+_PLAIN_FIELDS = frozenset(
+    {"status", "queue", "attempts", "started_at", "worker", "lease", "created_at", "timeout"}
+)
 _FAILED = (JobStatus.FAILED, JobStatus.TIMEOUT)
 
 
@@ -71,8 +75,15 @@ class AfterJob:
         self.hooks = lifecycle.active(self.own_hooks)
         self._interrupted = False
 
-    def job_of(self, delivery: Delivery, done: Done | None = None) -> Job[Any]:
+    def job_of(
+        self, delivery: Delivery, done: Done | None = None, *, trusted: bool = True
+    ) -> Job[Any]:
+        """The job as claimed, with the outcome's fields. A record that failed its
+        signature check keeps only fields that are never decoded with the serializer
+        (so a hook cannot unpickle what a forger wrote)."""
         fields = dict(delivery.fields or {})
+        if not trusted:
+            fields = {k: v for k, v in fields.items() if k in _PLAIN_FIELDS}
         if done is not None:
             fields.update(done.fields)
         return Job(delivery.job_id, fields, broker=self.broker, serializer=self.serializer)
@@ -91,16 +102,17 @@ class AfterJob:
         if self.hooks:
             seen = JobOutcome(
                 outcome.status, outcome.error, outcome.exc, outcome.elapsed,
-                done.retry_delay is not None, outcome.result,
+                done.retry_delay is not None, outcome.result, outcome.func_name,
             )  # fmt: skip
-            lifecycle.call(self.hooks, "after_job", self.job_of(delivery, done), seen)
+            job = self.job_of(delivery, done, trusted=outcome.trusted)
+            lifecycle.call(self.hooks, "after_job", job, seen)
 
     # -- exception handlers --------------------------------------------------------
 
     def failed(self, delivery: Delivery, outcome: Outcome) -> Outcome:
         """RQ's exception handlers, in order; a NoRetry from one makes the failure final."""
-        if not self.exception_handlers or outcome.status not in _FAILED:
-            return outcome
+        if not self.exception_handlers or outcome.status not in _FAILED or not outcome.trusted:
+            return outcome  # a forged record's handlers' job would be the forger's
         job = self.job_of(delivery)
         exc_type, exc_value, tb = exc_info(outcome)
         for handler in self.exception_handlers:
@@ -123,9 +135,14 @@ class AfterJob:
         return any(f in fields for f in _CALLBACK_FIELDS)
 
     def written(self, items: Sequence[Done]) -> None:
-        """Run the callbacks of jobs whose final outcome was just written."""
+        """Run the callbacks of jobs whose final outcome was just written.
+
+        Never those of a record that failed its signature check: its callback
+        fields are the forger's.
+        """
         for done in items:
-            if done.written and done.retry_delay is None and self.has_callback(done.delivery):
+            final = done.written and done.retry_delay is None and done.outcome.trusted
+            if final and self.has_callback(done.delivery):
                 error = self._callback(done)
                 if error is not None:
                     self._record(done.delivery.job_id, error)
@@ -139,7 +156,7 @@ class AfterJob:
         )
         if status not in (JobStatus.FINISHED, JobStatus.STOPPED, *_FAILED) or name not in fields:
             return None
-        job = self.job_of(delivery, done)
+        job = self._recorded(delivery, done)
         callback = Callback.from_bytes(fields.get(name))
         if callback is None:
             return _callback_error(job, name, "the stored callback cannot be read")
@@ -152,6 +169,16 @@ class AfterJob:
         else:
             args = [job, self.broker, *exc_info(outcome)]
         return self._call(job, name, callback, args)
+
+    def _recorded(self, delivery: Delivery, done: Done) -> Job[Any]:
+        """The job as recorded now (the meta the job saved, the outcome written)."""
+        try:
+            fields = self.broker.get(delivery.job_id)
+        except BrokerError:
+            fields = None
+        if fields is None:  # not kept (result_ttl 0), or unreadable: as the worker knows it
+            return self.job_of(delivery, done)
+        return Job(delivery.job_id, fields, broker=self.broker, serializer=self.serializer)
 
     def _call(
         self, job: Job[Any], name: str, callback: Callback, args: list[Any]

@@ -44,6 +44,8 @@ def plan_retry(
     The fields count the try (``tries``) and keep its error (``errors``), so
     that a job that ends after retries still tells what each try raised.
     """
+    if status is JobStatus.STOPPED:
+        return None, {}  # someone stopped it: not a failed try of the job's own
     tries = parse_count(record.get(F_TRIES)) + 1
     fields = {F_TRIES: str(tries).encode(), F_ERRORS: _errors(record.get(F_ERRORS), error)}
     if error.final or status not in (JobStatus.FAILED, JobStatus.TIMEOUT):

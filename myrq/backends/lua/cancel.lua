@@ -4,7 +4,8 @@
 -- canceled too (unless they allow failure). A running or ended job (or none)
 -- is left alone.
 -- KEYS: job hash, queue list, scheduled zset, deferred zset, canceled registry.
--- ARGV: job id, ttl ms (-1 forever, 0 delete), the error to record, queue name.
+-- ARGV: job id, ttl ms (-1 forever, 0 delete), the error to record, queue name,
+--       TTL ms of dependents canceled here without a usable failure_ttl.
 -- Returns the status the job had (pending, scheduled or deferred), or false.
 -- Every check runs before the first write (LREM or ZREM, allowed on a full Redis).
 local ok, cur = pcall(redis.call, 'HMGET', KEYS[1], 'status', 'waiters', 'has_dependents')
@@ -32,7 +33,7 @@ if cur[2] == '1' then
   redis.call('PEXPIRE', prefix .. 'done:' .. ARGV[1], 60000)
 end
 if cur[3] == '1' then
-  settle(prefix, ARGV[1], false, now_ms, now_s, ttl_ms, 100)
+  settle(prefix, ARGV[1], false, now_ms, now_s, tonumber(ARGV[5]), 100)
 end
 if ttl_ms == 0 then
   redis.call('DEL', KEYS[1])

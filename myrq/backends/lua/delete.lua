@@ -1,6 +1,8 @@
 -- Delete a job's record, its lease and its entries on every queue, as one step.
--- KEYS: job hash, leases zset, queues set.  ARGV: job id.
--- Returns 1 if the record existed.
+-- KEYS: job hash, leases zset, queues set.  ARGV: job id, TTL ms of dependents
+-- canceled here without a usable failure_ttl (-1 forever).
+-- Returns 1 if the record existed. Jobs waiting for it (has_dependents) are
+-- canceled as if it had failed: it will never finish.
 -- Queue keys are named from the prefix of KEYS[2] (see reap.lua on Redis Cluster).
 -- First write: LREM (or ZREM, DEL), all allowed on a full Redis.
 local prefix = string.sub(KEYS[2], 1, -7)  -- KEYS[2] is <prefix>leases
@@ -29,6 +31,11 @@ if own then
       redis.call('ZREM', skey, ARGV[1])
     end
   end
+end
+local parent = redis.call('TYPE', KEYS[1])['ok'] == 'hash' and redis.call('HGET', KEYS[1], 'has_dependents') == '1'
+if parent then
+  local now_ms, now_s = clock()
+  settle(prefix, ARGV[1], false, now_ms, now_s, tonumber(ARGV[2]), 100)
 end
 redis.call('DEL', prefix .. 'dependents:' .. ARGV[1], prefix .. 'done:' .. ARGV[1])
 return redis.call('DEL', KEYS[1])

@@ -57,12 +57,14 @@ while k <= #KEYS do
     due = now_ms + delay
   end
   local later = due > now_ms
-  local created, payload = nil, nil
+  local created, payload, failure_ttl = nil, nil, nil
   for i = first, last, 2 do
     if ARGV[i] == 'created_at' then
       created = ARGV[i + 1]
     elseif ARGV[i] == 'func' then
       payload = ARGV[i + 1]
+    elseif ARGV[i] == 'failure_ttl' then
+      failure_ttl = ARGV[i + 1]
     end
   end
   -- Checks, before any write for this job.
@@ -126,10 +128,11 @@ while k <= #KEYS do
         redis.call('HSET', jkey, 'status', 'canceled', 'ended_at', now_s, 'error',
           '{"type":"DependencyFailed","message":"a job it depends on (' .. failed_parent ..
           ') did not finish","traceback":""}')
-        registered(prefix, qname, id, 'canceled', canceled_ttl_ms, now_ms)
-        if canceled_ttl_ms > 0 then
-          redis.call('PEXPIRE', jkey, canceled_ttl_ms)
-        elseif canceled_ttl_ms == 0 then
+        local kept_ms = ttl_ms_of(failure_ttl) or canceled_ttl_ms  -- its own setting wins
+        registered(prefix, qname, id, 'canceled', kept_ms, now_ms)
+        if kept_ms > 0 then
+          redis.call('PEXPIRE', jkey, kept_ms)
+        elseif kept_ms == 0 then
           redis.call('DEL', jkey)
         end
       elseif deferred then

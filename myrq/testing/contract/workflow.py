@@ -321,3 +321,35 @@ class WorkflowContract(BrokerHooks):
         assert rec is not None and rec["meta"] == b'{"progress":50}' and rec["status"] == b"pending"
         assert not broker.set_fields("gone", {"meta": b"{}"})
         assert broker.get("gone") is None
+
+    # -- dependents of jobs that go away ----------------------------------------------
+
+    def test_deleting_a_dependency_cancels_its_dependents(self, broker: Broker) -> None:
+        put(broker, "parent")
+        child(broker, "kid", "parent")
+        assert broker.delete("parent")
+        rec = broker.get("kid")
+        assert rec is not None and rec["status"] == b"canceled"
+        assert b"DependencyFailed" in rec["error"] and broker.registry("q", "deferred") == []
+
+    def test_emptying_a_queue_cancels_the_dependents_of_its_jobs(self, broker: Broker) -> None:
+        put(broker, "parent")
+        child(broker, "kid", "parent")
+        assert broker.empty("q") == 1
+        assert status(broker, "kid") == b"canceled"
+
+    def test_dependents_of_a_canceled_job_keep_their_own_lifetime(self, broker: Broker) -> None:
+        put(broker, "parent")
+        child(broker, "kid", "parent")
+        assert broker.cancel("parent", 0, b'{"type":"Canceled"}') == "pending"  # not kept
+        assert broker.get("parent") is None
+        assert status(broker, "kid") == b"canceled"  # kept by the broker's default
+
+    def test_a_job_canceled_at_enqueue_keeps_its_own_failure_ttl(self, broker: Broker) -> None:
+        put(broker, "bad")
+        run(broker, "bad", FAILED)
+        req = EnqueueRequest(
+            "q", "brief", record(failure_ttl=b"0"), depends_on=("bad",)
+        )  # not kept at all
+        assert broker.enqueue_many([req]) == []
+        assert broker.get("brief") is None and broker.registry("q", "canceled") == []
