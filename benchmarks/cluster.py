@@ -22,8 +22,9 @@ classic and sharded layouts, then after they finished (records kept for
 
 failover: a producer enqueues 300 jobs/s (resending until acknowledged) while two
 workers run them; then a 4 s master stall under Sentinel (SIGSTOP), a killed
-cluster master (SIGKILL), a 4 s cluster master stall; each with ``wait_replicas``
-0 and 1. Lost: acknowledged enqueues whose record is gone afterwards.
+cluster master (SIGKILL; restarted once its replica took over, to rejoin as a
+replica), a 4 s cluster master stall; each with ``wait_replicas`` 0 and 1.
+Lost: acknowledged enqueues whose record is gone afterwards.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +54,7 @@ from tests.faultjobs import WorkerPool, read_ledger, wait_for, worker_env
 
 ROOT = Path(__file__).resolve().parent.parent
 QUEUE = "bench"
+QUIET: dict[str, Any] = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
 
 
 # -- targets ------------------------------------------------------------------------------
@@ -79,6 +82,14 @@ TARGETS = {
 }
 
 
+def _cpu(masters: list[redis.Redis]) -> list[float]:
+    """Per master: CPU seconds used so far (user + system)."""
+    return [
+        float(m.info("cpu")["used_cpu_user"]) + float(m.info("cpu")["used_cpu_sys"])
+        for m in masters
+    ]
+
+
 def _calls(masters: list[redis.Redis]) -> tuple[list[int], list[int]]:
     """Per master: all command calls, and EVALSHA calls."""
     total, scripts = [], []
@@ -93,29 +104,24 @@ def _calls(masters: list[redis.Redis]) -> tuple[list[int], list[int]]:
 _NOT_OURS = {"cmdstat_info", "cmdstat_config", "cmdstat_cluster", "cmdstat_command"}
 
 
-def drain_once(
-    url: str, masters: list[redis.Redis], jobs: int, workers: int
-) -> tuple[float, float, list[float], list[float]]:
-    """Store ``jobs`` then drain them with ``workers`` burst processes.
-
-    Returns (enqueue rate, drain rate, commands per job per master, scripts per job per master).
-    """
+def drain_once(url: str, masters: list[redis.Redis], jobs: int, workers: int) -> Round:
+    """Store ``jobs`` then drain them with ``workers`` burst processes."""
     for m in masters:
         m.flushall()
     broker: Broker = get_broker(url)
     queue = Queue(QUEUE, broker=broker)
     made = [queue.prepare("tests.jobs.add", (n, n)) for n in range(jobs)]
+    cpu = _cpu(masters)
     started = time.perf_counter()
     for start in range(0, jobs, 5000):
         queue.enqueue_many(made[start : start + 5000])
     enqueue_rate = jobs / (time.perf_counter() - started)
+    enqueue_cpu = [b - a for a, b in zip(cpu, _cpu(masters), strict=True)]
     for m in masters:
         m.config_resetstat()
+    cpu = _cpu(masters)
     command = [sys.executable, "-m", "myrq", "worker", QUEUE, "--burst", "--broker", url]
-    procs = [
-        subprocess.Popen(command, cwd=ROOT, env=worker_env(), stdout=subprocess.DEVNULL)
-        for _ in range(workers)
-    ]
+    procs = [subprocess.Popen(command, cwd=ROOT, env=worker_env(), **QUIET) for _ in range(workers)]
     try:
         while broker.queue_length(QUEUE) >= jobs:
             time.sleep(0.005)
@@ -126,33 +132,53 @@ def drain_once(
     finally:
         for p in procs:
             p.wait(timeout=120)
+    drain_cpu = [b - a for a, b in zip(cpu, _cpu(masters), strict=True)]
     total, scripts = _calls(masters)
     broker.close()
-    return enqueue_rate, drain_rate, [t / jobs for t in total], [s / jobs for s in scripts]
+    per = 1e6 / jobs
+    return Round(
+        enqueue_rate, drain_rate, [t / jobs for t in total], [s / jobs for s in scripts],
+        [c * per for c in enqueue_cpu], [c * per for c in drain_cpu],
+    )  # fmt: skip
+
+
+@dataclass
+class Round:
+    enqueue_rate: float
+    drain_rate: float
+    commands: list[float]  # per job, per master, while draining
+    scripts: list[float]  # EVALSHA per job, per master, while draining
+    enqueue_cpu_us: list[float]  # Redis CPU per job, per master
+    drain_cpu_us: list[float]
 
 
 def drain(jobs: int, rounds: int, worker_counts: list[int]) -> None:
     print(f"\n== drain: {jobs} no-op jobs, median of {rounds} round(s) ==")
-    results: dict[tuple[str, int], list[tuple[float, float, list[float], list[float]]]] = {}
+    results: dict[tuple[str, int], list[Round]] = {}
     for name in TARGETS:
         with target(name) as (url, masters):
             for _ in range(rounds):
                 for w in worker_counts:
                     results.setdefault((name, w), []).append(drain_once(url, masters, jobs, w))
     for w in worker_counts:
-        base = statistics.median(r[1] for r in results[("plain", w)])
-        print(f"\n{w} worker process(es):")
+        base = statistics.median(r.drain_rate for r in results[("plain", w)])
+        print(
+            f"\n{w} worker process(es): rates (median), Redis commands and CPU per job per master"
+        )
         head = f"  {'target':<46} {'enqueue/s':>10} {'drain/s':>9} {'ratio':>6}"
-        print(f"{head}  commands/job per master")
+        print(f"{head}  commands (scripts)  CPU us enqueue + drain")
         for name, label in TARGETS.items():
-            runs = results[(name, w)]
-            enq = statistics.median(r[0] for r in runs)
-            rate = statistics.median(r[1] for r in runs)
-            per = runs[len(runs) // 2][2]
-            scripts = runs[len(runs) // 2][3]
-            split = "/".join(f"{c:.1f}" for c in per)
-            print(f"  {label:<46} {enq:>10,.0f} {rate:>9,.0f} {rate / base:>6.2f}  "
-                  f"{split} (total {sum(per):.1f}, scripts {sum(scripts):.2f})")  # fmt: skip
+            runs = sorted(results[(name, w)], key=lambda r: r.drain_rate)
+            mid = runs[len(runs) // 2]
+            enq = statistics.median(r.enqueue_rate for r in runs)
+            commands = "/".join(f"{c:.1f}" for c in mid.commands)
+            cpu = "/".join(
+                f"{e:.0f}+{d:.0f}"
+                for e, d in zip(mid.enqueue_cpu_us, mid.drain_cpu_us, strict=True)
+            )
+            ratio = mid.drain_rate / base
+            print(f"  {label:<46} {enq:>10,.0f} {mid.drain_rate:>9,.0f} {ratio:>6.2f}  "
+                  f"{commands} ({sum(mid.scripts):.2f})  {cpu}")  # fmt: skip
 
 
 # -- memory -------------------------------------------------------------------------------
@@ -172,7 +198,7 @@ def memory(jobs: int = 50_000) -> None:
             queued = int(server.info("memory")["used_memory"])
             subprocess.run(
                 [sys.executable, "-m", "myrq", "worker", QUEUE, "--burst", "--broker", url],
-                cwd=ROOT, env=worker_env(), stdout=subprocess.DEVNULL, check=True, timeout=600,
+                cwd=ROOT, env=worker_env(), check=True, timeout=600, **QUIET,
             )  # fmt: skip
             done = int(server.info("memory")["used_memory"])
             print(f"  {TARGETS[name]:<46} queued {(queued - base) / jobs:6.0f} B/job, "
@@ -202,24 +228,33 @@ def _run_fault(
         pool.spawn()
         producer.start()
         time.sleep(1.5)
+        before = len(producer.acked)
         started = time.monotonic()
         fault()
         settle()
         recovered = time.monotonic() - started
+        after = len(producer.acked)
+        first_ack = time.monotonic()
+        while len(producer.acked) == after and time.monotonic() - first_ack < 30:
+            time.sleep(0.01)
+        resumed = time.monotonic() - started
         time.sleep(1.5)
         producer.halt.set()
         producer.join(timeout=30)
         acked = list(producer.acked)
-        wait_for(lambda: set(read_ledger(ledger)) >= set(acked), 60, "the jobs", 0.1)
-    broker = queue.broker
-    lost = sum(1 for i in acked if broker.get(i) is None)
+        broker = queue.broker
+        stored = [i for i in acked if broker.get(i) is not None]  # the others are lost
+        wait_for(lambda: set(read_ledger(ledger)) >= set(stored), 60, "the jobs", 0.1)
     runs = read_ledger(ledger)
     return {
         "acked": len(acked),
-        "lost": lost,
+        "acked in the 1.5 s before": before,
+        "lost": len(acked) - len(stored),
+        "lost, never ran": sum(1 for i in acked if i not in runs),
         "retried sends": producer.retries,
         "ran twice": sum(1 for n in runs.values() if n > 1),
         "fault to recovered (s)": round(recovered, 1),
+        "fault to next ack (s)": round(resumed, 1),
     }
 
 
@@ -247,8 +282,12 @@ def failover() -> None:
                 assert master.pid is not None
                 fault = master.kill if kind == "kill" else (lambda p=master.pid: _stall(p, 4.0))
 
-                def cluster_settled(c: LocalCluster = c, r: RedisServer = replica) -> None:
+                def cluster_settled(
+                    c: LocalCluster = c, r: RedisServer = replica, m: RedisServer = master
+                ) -> None:
                     wait_for(lambda: c.role(r) == "master", 30, "the failover", 0.2)
+                    if m.process is not None and m.process.poll() is not None:
+                        m.start()  # a killed master is restarted: it rejoins as a replica
                     c.wait_ok(60)
 
                 out = _run_fault(c.url + query, fault, cluster_settled, Path(d))

@@ -177,6 +177,18 @@ def test_cluster_errors_become_retryable_connection_errors(error: Exception) -> 
         raise error
 
 
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)",
+        "NOREPLICAS Not enough good replicas to write.",
+    ],
+)
+def test_a_demoted_or_replica_less_master_is_retried(reply: str) -> None:
+    with pytest.raises(BrokerConnectionError, match="cannot take writes"), translate_errors("x"):
+        raise redis.exceptions.ResponseError(reply)
+
+
 def test_other_cluster_client_errors_become_broker_errors() -> None:
     error = redis.exceptions.RedisClusterException("EVALSHA - all keys must map to the same slot")
     with pytest.raises(BrokerError) as info, translate_errors("x"):

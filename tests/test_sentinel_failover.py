@@ -69,7 +69,8 @@ def test_a_four_second_master_stall_loses_nothing_acknowledged_with_wait_replica
         finally:
             os.kill(old.pid, signal.SIGCONT)
         wait_for(lambda: _demoted(sentinel, old.port), 30, "the old master to be demoted", 0.2)
-        time.sleep(1.5)  # keep producing on the new master
+        after = len(producer.acked)
+        wait_for(lambda: len(producer.acked) > after + 100, 30, "enqueues on the new master")
         producer.halt.set()
         producer.join(timeout=10)
         acked = list(producer.acked)

@@ -29,6 +29,9 @@ _MOVING = (
     redis.exceptions.ReadOnlyError,
 )
 
+#: Error replies of a master that is being demoted, or lacks its replicas: retried.
+_RETRYABLE_REPLIES = ("UNBLOCKED", "NOREPLICAS")
+
 #: URL query options that myrq reads itself (redis-py would refuse them).
 BROKER_OPTIONS = ("wait_replicas", "wait_timeout", "shards")
 
@@ -66,6 +69,14 @@ def translate_errors(url: str) -> Iterator[None]:
             f"Redis at {url} is failing over or moving slots ({type(exc).__name__}: {exc}); "
             "the step was not done, or done whole: try it again"
         ) from exc
+    except redis.ResponseError as exc:
+        if str(exc).startswith(_RETRYABLE_REPLIES):
+            # UNBLOCKED: a blocking command (WAIT, BLPOP) ended as its master was
+            # demoted; NOREPLICAS: min-replicas-to-write refused the write, whole.
+            raise BrokerConnectionError(
+                f"Redis at {url} cannot take writes now ({exc}); try the step again"
+            ) from exc
+        raise BrokerError(f"Redis at {url} refused the operation: {exc}") from exc
     except (redis.RedisError, RedisClusterException) as exc:
         raise BrokerError(f"Redis at {url} refused the operation: {exc}") from exc
 
