@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 import uuid
@@ -14,8 +15,25 @@ _QUEUE_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@+=-]{0,99}$")
 _ALLOWED = "letters, digits and _ . @ + = -"
 
 
-def new_job_id() -> str:
-    return str(uuid.uuid4())
+def new_job_id(concurrency_key: str | None = None) -> str:
+    """A new job id: a UUID, and for a job with a concurrency key, its key's tag."""
+    if concurrency_key is None:
+        return str(uuid.uuid4())
+    return f"{uuid.uuid4()}{{{key_tag(concurrency_key)}}}"
+
+
+def key_tag(concurrency_key: str) -> str:
+    """The hash tag of a concurrency key's job ids: ``ck:`` and 12 hex digits of its hash.
+
+    A Redis hash tag (the text between the first ``{`` and ``}`` of a key name)
+    decides a key's slot. Ids myrq makes for jobs with a concurrency key end
+    with ``{ck:<hash>}``, so the sharded layout keeps all the jobs of one key on
+    one shard, where their running set and waiting list are (see
+    docs/concurrency.md). A hash, so that any key, braces included, makes a
+    well-formed tag.
+    """
+    digest = hashlib.blake2b(concurrency_key.encode("utf-8", "surrogatepass"), digest_size=6)
+    return f"ck:{digest.hexdigest()}"
 
 
 def validate_job_id(job_id: object) -> str:

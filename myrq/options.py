@@ -26,6 +26,8 @@ from myrq.ids import validate_job_id
 from myrq.retry import Retry
 from myrq.schema import (
     F_ALLOW_FAILURE,
+    F_CKEY,
+    F_CLIMIT,
     F_DEPENDS_ON,
     F_META,
     F_ON_FAILURE,
@@ -50,6 +52,8 @@ ENQUEUE_KEYWORDS = {
     "on_success": "on_success",
     "on_failure": "on_failure",
     "on_stopped": "on_stopped",
+    "concurrency_key": "concurrency_key",
+    "concurrency_limit": "concurrency_limit",
     "job_result_ttl": "result_ttl",
     "job_failure_ttl": "failure_ttl",
     "job_description": "description",
@@ -81,6 +85,8 @@ class JobOptions:
     on_success: Callback | None = None
     on_failure: Callback | None = None
     on_stopped: Callback | None = None
+    concurrency_key: str | None = None
+    concurrency_limit: int | None = None
 
     @classmethod
     def build(
@@ -101,6 +107,8 @@ class JobOptions:
         on_success: object = None,
         on_failure: object = None,
         on_stopped: object = None,
+        concurrency_key: object = None,
+        concurrency_limit: object = None,
     ) -> JobOptions:
         """Check and convert what a user wrote.
 
@@ -119,6 +127,7 @@ class JobOptions:
                 "have a time (at) or a delay: enqueue it later from the last dependency, "
                 "or drop one of the two"
             )
+        _check_concurrency(concurrency_key, concurrency_limit)
         if meta is not None and not (
             isinstance(meta, Mapping) and all(isinstance(k, str) for k in meta)
         ):
@@ -139,6 +148,8 @@ class JobOptions:
             on_success=Callback.of(on_success, "on_success"),
             on_failure=Callback.of(on_failure, "on_failure"),
             on_stopped=Callback.of(on_stopped, "on_stopped"),
+            concurrency_key=concurrency_key,  # type: ignore[arg-type]  # checked above
+            concurrency_limit=concurrency_limit,  # type: ignore[arg-type]
         )
 
 
@@ -273,4 +284,21 @@ def workflow_fields(opts: JobOptions, serializer: Serializer) -> dict[str, bytes
     ):
         if callback is not None:
             extra[name] = callback.to_bytes()
+    if opts.concurrency_key is not None:
+        extra[F_CKEY] = opts.concurrency_key.encode("utf-8", "surrogatepass")
+        if opts.concurrency_limit is not None:
+            extra[F_CLIMIT] = str(opts.concurrency_limit).encode()
     return extra
+
+
+def _check_concurrency(key: object, limit: object) -> None:
+    if key is not None and not (isinstance(key, str) and 0 < len(key) <= 200):
+        raise InvalidJobError(f"concurrency_key must be a str of 1-200 characters, not {key!r}")
+    if limit is not None and (
+        not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 10_000
+    ):
+        raise InvalidJobError(
+            f"concurrency_limit must be a whole number from 1 to 10000, not {limit!r}"
+        )
+    if limit is not None and key is None:
+        raise InvalidJobError("concurrency_limit needs a concurrency_key: the key it limits")

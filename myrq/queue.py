@@ -206,6 +206,8 @@ class Queue(QueueRegistries, PeriodicJobs):
         on_success: Callback | Callable[..., Any] | str | None = None,
         on_failure: Callback | Callable[..., Any] | str | None = None,
         on_stopped: Callback | Callable[..., Any] | str | None = None,
+        concurrency_key: str | None = None,
+        concurrency_limit: int | None = None,
     ) -> Job[Any]:
         """Enqueue ``func`` with ``args`` and ``kwargs`` given apart from the options.
 
@@ -220,7 +222,9 @@ class Queue(QueueRegistries, PeriodicJobs):
         :class:`~myrq.Dependency`) that must finish first; ``meta`` a dict
         stored with the job (``job.meta``); ``on_success``, ``on_failure``,
         ``on_stopped`` callbacks (a function, its name or a
-        :class:`~myrq.Callback`) the worker calls after the job.
+        :class:`~myrq.Callback`) the worker calls after the job;
+        ``concurrency_key`` and ``concurrency_limit`` (default 1): at most that
+        many jobs of the key run at once, across every worker.
 
         Everything is checked and encoded before anything is written, so an
         error here leaves the broker untouched.
@@ -240,7 +244,8 @@ class Queue(QueueRegistries, PeriodicJobs):
             timeout=timeout, job_id=job_id, description=description, result_ttl=result_ttl,
             failure_ttl=failure_ttl, ttl=ttl, at_front=at_front, retry=retry, at=at, delay=delay,
             depends_on=depends_on, meta=meta, on_success=on_success, on_failure=on_failure,
-            on_stopped=on_stopped,
+            on_stopped=on_stopped, concurrency_key=concurrency_key,
+            concurrency_limit=concurrency_limit,
         )  # fmt: skip
         hooks = active(self.hooks)
         if hooks:
@@ -303,7 +308,7 @@ class Queue(QueueRegistries, PeriodicJobs):
             queue=self.name,
             broker=self.broker,
             serializer=self.serializer,
-            job_id=opts.job_id if opts.job_id is not None else new_job_id(),
+            job_id=opts.job_id if opts.job_id is not None else new_job_id(opts.concurrency_key),
             timeout=opts.timeout if opts.timeout is not None else self.default_timeout,
             # The built-in defaults are not stored (smaller records); a worker
             # applies its own, which are the same unless configured otherwise.

@@ -86,6 +86,9 @@ F_ON_SUCCESS = "on_success"
 F_ON_FAILURE = "on_failure"
 F_ON_STOPPED = "on_stopped"
 F_CALLBACK_ERROR = "callback_error"
+#: Concurrency keys: at most ``climit`` (default 1) jobs of one ``ckey`` run at once.
+F_CKEY = "ckey"
+F_CLIMIT = "climit"
 #: On a job made by a periodic schedule: the schedule's name and version.
 F_CRON = "cron"
 F_CRON_VERSION = "cron_version"
@@ -101,6 +104,8 @@ SIGNED_FIELDS = (
     F_ON_SUCCESS,
     F_ON_FAILURE,
     F_ON_STOPPED,
+    F_CKEY,
+    F_CLIMIT,
 )
 
 # -- statuses as stored ----------------------------------------------------------

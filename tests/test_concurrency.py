@@ -146,3 +146,36 @@ def test_concurrency_is_checked() -> None:
         Worker(broker="memory://", concurrency=0)
     with pytest.raises(ConfigurationError, match="cannot be combined"):
         Worker(broker="memory://", concurrency=4, isolate=True)
+
+
+def test_jobs_of_one_concurrency_key_run_one_at_a_time(broker: Broker, tmp_path: Path) -> None:
+    q = Queue(broker=broker)
+    ledger = tmp_path / "ledger"
+    keyed = q.with_options(concurrency_key="import:42")
+    for i in range(4):
+        keyed.enqueue(asyncjobs.async_span, str(ledger), f"k{i}", 0.1)
+    for i in range(4):
+        q.enqueue(asyncjobs.async_span, str(ledger), f"free{i}", 0.1)
+    conc(broker, 8).work(burst=True)
+    runs = spans(ledger)
+    assert len(runs) == 8
+    assert most_at_once([r for r in runs if r[0].startswith("k")]) == 1
+    assert most_at_once([r for r in runs if r[0].startswith("free")]) > 1
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"concurrency_key": ""}, "1-200 characters"),
+        ({"concurrency_key": 7}, "must be a str"),
+        ({"concurrency_key": "k", "concurrency_limit": 0}, "from 1 to 10000"),
+        ({"concurrency_limit": 2}, "needs a concurrency_key"),
+    ],
+)
+def test_concurrency_key_options_are_checked(
+    broker: Broker, options: dict[str, Any], message: str
+) -> None:
+    from myrq import InvalidJobError
+
+    with pytest.raises(InvalidJobError, match=message):
+        Queue(broker=broker).with_options(**options).enqueue(asyncjobs.async_add, 1, 2)

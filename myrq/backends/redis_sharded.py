@@ -47,7 +47,9 @@ from myrq.backends.redis_sharded_reads import ShardedReads
 from myrq.backends.redis_shards import ShardLayout, settle_count
 from myrq.backends.values import Reaped
 from myrq.defaults import DEFAULT_FAILURE_TTL
-from myrq.exceptions import BrokerFullError, JobExistsError
+from myrq.exceptions import BrokerFullError, InvalidJobError, JobExistsError
+from myrq.ids import key_tag
+from myrq.schema import F_CKEY
 
 logger = logging.getLogger("myrq.broker")
 
@@ -170,6 +172,7 @@ class ShardedRedisBroker(ShardedClaims, ShardedReads, ShardedDependencies, Broke
         check_requests(requests)
         by_shard: dict[int, list[EnqueueRequest]] = defaultdict(list)
         for req in requests:
+            self._check_key_shard(req)
             by_shard[self.layout.shard_of(req.job_id)].append(req)
         edges = self._attach(requests) if any(r.depends_on for r in requests) else {}
         tally = EnqueueTally(self.url, len(requests))
@@ -196,6 +199,20 @@ class ShardedRedisBroker(ShardedClaims, ShardedReads, ShardedDependencies, Broke
                 ready[req.queue].add(self.layout.shard_of(req.job_id))
         self._ring(ready)
         return tally.finish()
+
+    def _check_key_shard(self, req: EnqueueRequest) -> None:
+        """A job with a concurrency key must live on its key's shard, where the key's
+        running set and waiting list are (ids myrq makes carry the key's tag)."""
+        key = req.fields.get(F_CKEY)
+        if key is None:
+            return
+        tag = key_tag(key.decode("utf-8", "surrogatepass"))
+        if self.layout.shard_of(req.job_id) != self.layout.shard_of(f"{{{tag}}}"):
+            raise InvalidJobError(
+                f"job {req.job_id!r} has a concurrency key, so on the sharded layout its id "
+                f"must end with the key's tag {{{tag}}} (every job of a key on one shard): let "
+                "myrq choose the id, or build it with myrq.ids.new_job_id(concurrency_key)"
+            )
 
     def finish(self, job_id: str, token: str, fields: Fields, ttl: float | None) -> bool:
         done = self.shard_for(job_id).finish(job_id, token, fields, ttl)

@@ -49,6 +49,7 @@ from myrq.exceptions import InvalidJobError, JobExistsError
 from myrq.schema import (
     ENDED,
     F_ATTEMPTS,
+    F_CKEY,
     F_HAS_DEPENDENTS,
     F_LEASE,
     F_QUEUE,
@@ -199,6 +200,7 @@ class StoreBroker(Broker):
                 return False
             queue = queue_of(record)
             t.zrem(state_key(queue, "running"), job_id)
+            steps.ckey_release(t, job_id, record.get(F_CKEY))
             attempts = parse_count(record.get(F_ATTEMPTS))
             if attempts > 0:
                 t.hset(key, {F_ATTEMPTS: str(attempts - 1).encode()})
@@ -380,6 +382,8 @@ class StoreBroker(Broker):
             for name in names:
                 t.remove(queue_key(name), job_id)
             t.zrem(LEASES, job_id)
+            if t.hget(key, F_STATUS) == S_RUNNING:  # it held a slot of its concurrency key
+                steps.ckey_release(t, job_id, t.hget(key, F_CKEY))
             if t.hget(key, F_HAS_DEPENDENTS) == b"1":  # it will never finish: cancel them
                 workflow.settle(t, job_id, False, self.expired_ttl_ms)
             if own is not None:

@@ -33,6 +33,16 @@ def dependents_key(job_id: str) -> str:
     return f"dependents:{job_id}"
 
 
+def ckey_set(key: str) -> str:
+    """The ids running with concurrency key ``key`` (a zset of score 0: a set)."""
+    return f"ckey:{key}"
+
+
+def ckey_wait(key: str) -> str:
+    """The ids waiting for a slot of concurrency key ``key``."""
+    return f"ckwait:{key}"
+
+
 def cron_key(queue: str) -> str:
     return f"cron:{queue}"
 

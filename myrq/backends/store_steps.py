@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from myrq.backends.store import Txn
 from myrq.backends.store_keys import (
     LEASES,
+    ckey_set,
+    ckey_wait,
     claim_key,
     job_key,
     queue_key,
@@ -27,6 +29,8 @@ from myrq.schema import (
     F_AT_FRONT,
     F_ATTEMPTS,
     F_BATCH,
+    F_CKEY,
+    F_CLIMIT,
     F_ENDED_AT,
     F_ERROR,
     F_EXPIRES_AT,
@@ -61,6 +65,7 @@ def finish(t: Txn, f: FinishRequest, ttl_ms: int, retry_ms: int, expired_ttl_ms:
     if current.get(F_STATUS) != S_RUNNING or not t.zrem(LEASES, f.job_id):
         return False
     t.zrem(state_key(f.queue, "running"), f.job_id)
+    ckey_release(t, f.job_id, current.get(F_CKEY))
     if retry_ms >= 0:  # not final: back on its queue, or scheduled
         t.hset(key, {**f.fields, F_ATTEMPTS: b"0"})
         if retry_ms == 0:
@@ -94,8 +99,8 @@ def claim(  # noqa: PLR0917 - one step's arguments
         return replay(t, before, worker, claim_id), None
     out: list[Delivery] = []
     claimed: list[str] = []
+    parked = 0  # ids parked for a full concurrency key (at most 100 per call)
     now = t.now()
-    started = format_time(now)
     batch = b"1" if count > 1 else b"0"
     for name in queues:
         qkey = queue_key(name)
@@ -104,53 +109,116 @@ def claim(  # noqa: PLR0917 - one step's arguments
             job_id = t.pop(qkey)
             if job_id is None:
                 break
-            key = job_key(job_id)
-            record = t.hgetall(key)
-            if record is None:  # no record: report it, touch nothing
-                out.append(Delivery(job_id, name, None, None))
-                continue
-            if record.get(F_STATUS) in UNCLAIMABLE:
-                out.append(Delivery(job_id, name, None, record))
-                continue
-            expires = parse_number(record.get(F_EXPIRES_AT))
-            if expires is not None and expires < now * 1000:
-                expire(t, job_id, name, record, expired_ttl_ms)
-                out.append(
-                    Delivery(job_id, name, None, {**record, F_STATUS: S_CANCELED}, "expired")
-                )
+            record = t.hgetall(job_key(job_id))
+            unrunnable = skip(t, job_id, name, record, now, expired_ttl_ms)
+            if unrunnable is not None or record is None:
+                out.append(unrunnable or Delivery(job_id, name, None, None))
                 continue
             solo = record.get(F_SOLO) == b"1"
             if solo and out:
                 t.push(qkey, job_id, front=True)  # runs alone: first in line next time
                 return remember_claim(t, ckey, claimed, lease_ms, out), None
+            key_name = record.get(F_CKEY)
+            if key_name is not None and not ckey_admit(t, job_id, key_name, record):
+                parked += 1  # its key is full: parked until a run of the key ends
+                if parked >= 100:
+                    break
+                continue
             if solo:
                 count = len(out) + 1  # nothing else joins it
             claimed.append(job_id)
             token = f"{worker}:{claim_id}:{len(claimed)}"
-            claim = {
-                F_STATUS: S_RUNNING,
-                F_STARTED_AT: started,
-                F_WORKER: worker.encode(),
-                F_LEASE: token.encode(),
-                F_QUEUE: name.encode(),
-                F_ATTEMPTS: str(parse_count(record.get(F_ATTEMPTS)) + 1).encode(),
-                F_BATCH: b"0" if solo else batch,
-            }
-            t.hset(key, claim)
-            if expires is not None:
-                t.hdel(key, F_EXPIRES_AT)  # the ttl bounds the first start only
-            t.expire(key, None)
-            t.zadd(LEASES, job_id, now + lease_ms / 1000)
-            t.zadd(state_key(name, "running"), job_id, now)
-            record.update(claim)
-            out.append(Delivery(job_id, name, token, record))
-        if len(out) >= count:
+            out.append(lease(t, Delivery(job_id, name, token, record), lease_ms, solo, batch))
+        if len(out) >= count or parked >= 100:
             break
     if claimed or out:
         return remember_claim(t, ckey, claimed, lease_ms, out), None
+    if parked >= 100:
+        return out, 0.0  # stopped after parking 100: more may be claimable now
+    return out, next_due(t, queues, now)
+
+
+def skip(  # noqa: PLR0917 - the claim's state
+    t: Txn,
+    job_id: str,
+    queue: str,
+    record: dict[str, bytes] | None,
+    now: float,
+    expired_ttl_ms: int,
+) -> Delivery | None:
+    """A taken id that is not claimed, as reported (None: claim it)."""
+    if record is None:  # no record: report it, touch nothing
+        return Delivery(job_id, queue, None, None)
+    if record.get(F_STATUS) in UNCLAIMABLE:
+        return Delivery(job_id, queue, None, record)
+    expires = parse_number(record.get(F_EXPIRES_AT))
+    if expires is not None and expires < now * 1000:
+        expire(t, job_id, queue, record, expired_ttl_ms)
+        return Delivery(job_id, queue, None, {**record, F_STATUS: S_CANCELED}, "expired")
+    return None
+
+
+def lease(t: Txn, d: Delivery, lease_ms: int, solo: bool, batch: bytes) -> Delivery:
+    """Claim the job of ``d`` under its token: running, leased, in its running registry."""
+    now = t.now()
+    key = job_key(d.job_id)
+    record = d.fields or {}
+    claim = {
+        F_STATUS: S_RUNNING,
+        F_STARTED_AT: format_time(now),
+        F_WORKER: (d.token or "").rsplit(":", 2)[0].encode(),
+        F_LEASE: (d.token or "").encode(),
+        F_QUEUE: d.queue.encode(),
+        F_ATTEMPTS: str(parse_count(record.get(F_ATTEMPTS)) + 1).encode(),
+        F_BATCH: b"0" if solo else batch,
+    }
+    t.hset(key, claim)
+    if F_EXPIRES_AT in record:
+        t.hdel(key, F_EXPIRES_AT)  # the ttl bounds the first start only
+    t.expire(key, None)
+    t.zadd(LEASES, d.job_id, now + lease_ms / 1000)
+    t.zadd(state_key(d.queue, "running"), d.job_id, now)
+    record.update(claim)
+    return d
+
+
+def next_due(t: Txn, queues: Sequence[str], now: float) -> float | None:
+    """Seconds until the next scheduled job of ``queues`` is due (None: none is)."""
     dues = [t.zrange_with_scores(scheduled_key(q), 1) for q in queues]
     soonest = [items[0][1] for items in dues if items]
-    return out, (max(min(soonest) - now, 0.0) if soonest else None)
+    return max(min(soonest) - now, 0.0) if soonest else None
+
+
+def ckey_admit(t: Txn, job_id: str, key_name: bytes, record: Fields) -> bool:
+    """_lib.lua's ckey_admit(): may ``job_id`` run now? If so it takes a slot of its key."""
+    key = key_name.decode("utf-8", "replace")
+    limit = max(parse_count(record.get(F_CLIMIT)), 1)
+    held = ckey_set(key)
+    if len(t.zmembers(held)) >= limit:
+        for member in t.zmembers(held):
+            if t.hget(job_key(member), F_STATUS) != S_RUNNING:
+                t.zrem(held, member)  # a release was missed: the slot is free
+        if len(t.zmembers(held)) >= limit:
+            t.push(ckey_wait(key), job_id)
+            return False
+    t.zadd(held, job_id, 0)
+    return True
+
+
+def ckey_release(t: Txn, job_id: str, key_name: bytes | None) -> None:
+    """_lib.lua's ckey_release(): free the slot, wake the first pending job of the key."""
+    if key_name is None:
+        return
+    key = key_name.decode("utf-8", "replace")
+    t.zrem(ckey_set(key), job_id)
+    for _ in range(100):
+        next_id = t.pop(ckey_wait(key))
+        if next_id is None:
+            return
+        record = t.hgetall(job_key(next_id))
+        if record is not None and record.get(F_STATUS) == S_PENDING:
+            t.push(queue_key(queue_of(record)), next_id, front=True)
+            return
 
 
 def promote(t: Txn, queue: str, now: float) -> None:
@@ -206,6 +274,7 @@ def reap_one(t: Txn, job_id: str, max_attempts: int, default_ttl_ms: int) -> Rea
         return Reaped(job_id, None, "missing", 0)
     queue = queue_of(record)
     t.zrem(state_key(queue, "running"), job_id)
+    ckey_release(t, job_id, record.get(F_CKEY))
     attempts = parse_count(record.get(F_ATTEMPTS))
     if record.get(F_BATCH) == b"1":
         # Claimed in a batch: whether it had started is unknown. Requeue it

@@ -161,3 +161,55 @@ end
 local function settle(prefix, id, ok, now_ms, now_s, default_ttl_ms, cap)
   return settle_all(prefix, {{id, ok}}, now_ms, now_s, default_ttl_ms, cap)
 end
+
+-- Concurrency keys: a job with a field ckey runs only while fewer than its
+-- climit (default 1) jobs of that key run, across every worker. ckey:<key> is
+-- the set of the ids running with the key; ckwait:<key> the list of ids a claim
+-- took off their queue because the key was full. Both are named from the prefix
+-- (under Redis Cluster a key's jobs must share it). The step that ends a run
+-- (finish, retry, release, reap, delete) frees the slot and puts the first
+-- waiting job that is still pending back at the front of its queue.
+
+-- May job id of key run now? If so it takes a slot. Members of the set whose
+-- record no longer runs (a release missed, whatever the cause) are dropped
+-- first, so a slot is never held for ever.
+local function ckey_admit(prefix, id, key, limit)
+  local set = prefix .. 'ckey:' .. key
+  if redis.call('SCARD', set) >= limit then
+    for _, member in ipairs(redis.call('SMEMBERS', set)) do
+      local ok, st = pcall(redis.call, 'HGET', prefix .. 'job:' .. member, 'status')
+      if not (ok and st == 'running') then
+        redis.call('SREM', set, member)
+      end
+    end
+    if redis.call('SCARD', set) >= limit then
+      redis.call('RPUSH', prefix .. 'ckwait:' .. key, id)
+      return false
+    end
+  end
+  redis.call('SADD', set, id)
+  return true
+end
+
+-- Job id of key stopped running: free its slot, and hand it to the first job
+-- waiting for the key that is still pending (at the front of its queue).
+local function ckey_release(prefix, id, key, cap)
+  if not key then
+    return
+  end
+  redis.call('SREM', prefix .. 'ckey:' .. key, id)
+  local wait = prefix .. 'ckwait:' .. key
+  for _ = 1, 100 do
+    local next_id = redis.call('LPOP', wait)
+    if not next_id then
+      return
+    end
+    local ok, cur = pcall(redis.call, 'HMGET', prefix .. 'job:' .. next_id, 'status', 'queue')
+    if ok and cur[1] == 'pending' then
+      local q = cur[2] or 'default'
+      redis.call('LPUSH', prefix .. 'queue:' .. q, next_id)
+      wake(prefix .. 'notify:' .. q, cap)
+      return
+    end
+  end
+end

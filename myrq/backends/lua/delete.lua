@@ -33,6 +33,12 @@ if own then
   end
 end
 local parent = redis.call('TYPE', KEYS[1])['ok'] == 'hash' and redis.call('HGET', KEYS[1], 'has_dependents') == '1'
+if redis.call('TYPE', KEYS[1])['ok'] == 'hash' then
+  local st = redis.call('HMGET', KEYS[1], 'status', 'ckey')
+  if st[1] == 'running' and st[2] then  -- it held a slot of its concurrency key
+    ckey_release(prefix, ARGV[1], st[2], 100)
+  end
+end
 if parent then
   local now_ms, now_s = clock()
   settle(prefix, ARGV[1], false, now_ms, now_s, tonumber(ARGV[2]), 100)

@@ -44,6 +44,10 @@
 -- record and hands out the same jobs again instead of claiming more, so no job
 -- is left leased to a claim nobody saw. Tokens are worker:claim id:n.
 --
+-- Concurrency keys (see ckey_admit in _lib.lua): a job whose key is full is
+-- parked, not claimed; a call parks at most 100 and then stops, so a queue
+-- full of one key's jobs costs one bounded step, not a scan.
+--
 -- Batches and attempts: a claim of count > 1 marks its jobs batch=1. A worker
 -- runs a batch one job at a time, so if it dies, which job it was running is
 -- unknown: the reaper then requeues every batch=1 job uncounted and marks it
@@ -78,9 +82,10 @@ for f = 1, nfinish do
   local state, nf = ARGV[a + 4], tonumber(ARGV[a + 5])
   local first, last = a + 6, a + 5 + 2 * nf
   a = last + 1
-  local hok, cur = pcall(redis.call, 'HMGET', jkey, 'lease', 'status', 'waiters', 'has_dependents')
+  local hok, cur = pcall(redis.call, 'HMGET', jkey, 'lease', 'status', 'waiters', 'has_dependents', 'ckey')
   if hok and cur[1] == token and cur[2] == 'running' and redis.call('ZREM', KEYS[1], id) == 1 then
     redis.call('ZREM', rkey, id)
+    ckey_release(prefix, id, cur[5], 100)
     if retry >= 0 then
       hset_argv(jkey, first, last, 'attempts', '0')
       if retry == 0 then
@@ -175,6 +180,7 @@ local function expire(id, jkey, qname, ttl_field, waiters, parent)
 end
 
 local batch = count > 1 and '1' or '0'
+local parked = 0   -- ids parked for a full concurrency key (at most 100 per call)
 local taken = 0    -- ids taken off queues (claimed or dropped)
 local claimed = {} -- ids claimed, in order
 for i = 1, nqueues do
@@ -211,6 +217,7 @@ for i = 1, nqueues do
       out[#out + 1] = {id, qname, false, false}
     else
       local status, attempts, foreign, solo, expires, ttl_field, waiters, parent = nil, 0, true, false, nil, nil, false, false
+      local ckey, climit = nil, 1
       for j = 1, #flat, 2 do
         local k = flat[j]
         if k == 'status' then
@@ -229,6 +236,10 @@ for i = 1, nqueues do
           waiters = flat[j + 1] == '1'
         elseif k == 'has_dependents' then
           parent = flat[j + 1] == '1'
+        elseif k == 'ckey' then
+          ckey = flat[j + 1]
+        elseif k == 'climit' then
+          climit = math.max(count_of(flat[j + 1]), 1)
         end
       end
       if status == 'running' or status == 'scheduled' or status == 'deferred' or ENDED_STATES[status] then
@@ -243,6 +254,13 @@ for i = 1, nqueues do
         redis.call('LPUSH', qkey, id)
         count = taken
         break
+      elseif ckey and not ckey_admit(prefix, id, ckey, climit) then
+        -- Its key is full: parked in ckwait:<key> until a run of the key ends.
+        parked = parked + 1
+        if parked >= 100 then
+          stop = true
+          break
+        end
       else
         taken = taken + 1
         if solo then
@@ -288,5 +306,8 @@ elseif taken == 0 then
     end
   end
   out[3] = next_ms and math.max(next_ms, 0) or false
+  if parked >= 100 then
+    out[3] = 0  -- stopped after parking 100: more may be claimable now
+  end
 end
 return out

@@ -32,7 +32,7 @@ end
 local out = {}
 for _, id in ipairs(ids) do
   local jkey = prefix .. 'job:' .. id
-  local ok, cur = pcall(redis.call, 'HMGET', jkey, 'queue', 'attempts', 'batch', 'failure_ttl', 'waiters', 'has_dependents')
+  local ok, cur = pcall(redis.call, 'HMGET', jkey, 'queue', 'attempts', 'batch', 'failure_ttl', 'waiters', 'has_dependents', 'ckey')
   if not ok or redis.call('EXISTS', jkey) == 0 then
     cur = false -- no record (or not a hash, which no myrq client writes)
   end
@@ -52,6 +52,7 @@ for _, id in ipairs(ids) do
   else
     redis.call('ZREM', KEYS[1], id)
     redis.call('ZREM', prefix .. 'running:' .. queue, id)
+    ckey_release(prefix, id, cur[7], cap)
     local attempts = count_of(cur[2])
     if cur[3] == '1' then
       -- Claimed in a batch: whether it had started is unknown. Requeue it

@@ -9,6 +9,8 @@ if qtype ~= 'list' and qtype ~= 'none' then
 end
 if redis.call('ZREM', KEYS[2], ARGV[1]) == 0 then return 0 end
 redis.call('ZREM', KEYS[5], ARGV[1])
+local prefix = string.sub(KEYS[2], 1, -7)  -- KEYS[2] is <prefix>leases
+ckey_release(prefix, ARGV[1], redis.call('HGET', KEYS[1], 'ckey'), tonumber(ARGV[3]))
 local attempts = count_of(redis.call('HGET', KEYS[1], 'attempts'))
 if attempts > 0 then
   redis.call('HSET', KEYS[1], 'attempts', attempts - 1)

@@ -27,7 +27,7 @@ the built-in brokers and for any broker on a :class:`~myrq.backends.store.Store`
 Times used here are short (leases of a few hundred ms) but each check allows
 generous slack, so the suite is not flaky on a loaded machine. The tests are
 grouped by area, one module each (producing, consuming, leases, batches,
-inspecting, robustness, timing, workflow); :class:`BrokerContract` combines them all.
+inspecting, robustness, timing, workflow, keys); :class:`BrokerContract` combines them all.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 from myrq.testing.contract.batches import BatchContract
 from myrq.testing.contract.consuming import ConsumingContract
 from myrq.testing.contract.inspecting import InspectingContract
+from myrq.testing.contract.keys import ConcurrencyKeyContract
 from myrq.testing.contract.kit import BrokerHooks
 from myrq.testing.contract.leases import LeaseContract
 from myrq.testing.contract.producing import ProducingContract
@@ -61,5 +62,6 @@ class BrokerContract(
     RobustnessContract,
     TimingContract,
     WorkflowContract,
+    ConcurrencyKeyContract,
 ):
     """Every contract test; subclass it and write :meth:`make_broker` and the hooks."""
