@@ -64,7 +64,10 @@ class ShardedReads:
                     view.client.sadd(view.queues_key, *names)
             except BrokerFullError:
                 pass  # a full Redis: delete from the queues it knows
-        return view.delete(job_id)
+        existed = view.delete(job_id)
+        if existed:  # dependents on other shards are canceled through the outbox
+            self.carry_over([self.views.index(view)])
+        return existed
 
     def lease_deadline(self, job_id: str) -> float | None:
         return self.shard_for(job_id).lease_deadline(job_id)
@@ -160,7 +163,10 @@ class ShardedReads:
         return counts
 
     def empty(self, queue: str) -> int:
-        return sum(view.empty(queue) for view in self.views)
+        deleted = sum(view.empty(queue) for view in self.views)
+        if deleted:  # their dependents on other shards are canceled through the outbox
+            self.carry_over(range(len(self.views)))
+        return deleted
 
     # -- registries ----------------------------------------------------------------------------
 
