@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -39,6 +39,17 @@ def get_current_job() -> Job[Any] | None:
     """
     lazy = _current.get()
     return None if lazy is None else lazy.get()
+
+
+def set_current(make: Callable[[], Job[Any]]) -> Token[_Lazy | None]:
+    """Make the job ``make()`` builds the current one; undo with :func:`reset_current`."""
+    return _current.set(_Lazy(make))
+
+
+def reset_current(token: Token[_Lazy | None]) -> None:
+    # ValueError: an abandoned job's coroutine, closed from elsewhere at exit.
+    with contextlib.suppress(ValueError):
+        _current.reset(token)
 
 
 @contextmanager

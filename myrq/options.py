@@ -10,6 +10,7 @@ Durations may be seconds, a ``timedelta`` or a string (``"90s"``, ``"5m"``).
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 import json
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -213,9 +214,14 @@ def check_binding(func: Callable[..., Any], args: Sequence[Any], kwargs: Mapping
         ) from None
 
 
+@functools.cache
 def option_names() -> frozenset[str]:
     """The options :meth:`JobOptions.build` takes (``Queue.enqueue_call``'s keywords)."""
     return frozenset(f.name for f in fields(JobOptions))
+
+
+#: The options of a job that sets none (most enqueues): built once.
+NO_OPTIONS = JobOptions()
 
 
 _signatures: dict[Any, inspect.Signature | None] = {}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
-from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, overload
 
@@ -27,6 +26,7 @@ from myrq.ids import new_job_id, validate_queue_name
 from myrq.job import Job
 from myrq.options import (
     ENQUEUE_KEYWORDS,
+    NO_OPTIONS,
     JobOptions,
     check_binding,
     check_shadowing,
@@ -270,9 +270,7 @@ class Queue(QueueRegistries, PeriodicJobs):
         """Tell ``hooks``; store what they put in ``job.meta``."""
         call(hooks, "before_enqueue", job)
         if job._meta is not None:  # read, perhaps changed: store it as it is now
-            job._fields[F_META] = encode_meta(job._meta)
-            if job.request is not None:
-                job.request = replace(job.request, fields=job._fields)
+            job._fields[F_META] = encode_meta(job._meta)  # the request holds these fields
 
     def prepare(
         self,
@@ -292,15 +290,16 @@ class Queue(QueueRegistries, PeriodicJobs):
         name = function_name(func)
         if callable(func) and not isinstance(func, str):
             check_binding(func, args, kwargs or {})
-        unknown = sorted(set(options) - option_names())
-        if unknown:
+        if not option_names().issuperset(options):
+            unknown = sorted(set(options) - option_names())
             raise InvalidJobError(
                 f"unknown job option {unknown[0]!r}; the options are "
                 f"{', '.join(sorted(option_names()))} (enqueue() also takes RQ's names: "
                 f"{', '.join(k for k, v in ENQUEUE_KEYWORDS.items() if k != v)})"
             )
         given = {k: v for k, v in options.items() if v is not None and v is not False}
-        opts = JobOptions.build(**{**registry.options(name), **given})
+        defaults = registry.options(name)
+        opts = JobOptions.build(**{**defaults, **given}) if given or defaults else NO_OPTIONS
         job = Job.create(
             name,
             args,
@@ -321,8 +320,8 @@ class Queue(QueueRegistries, PeriodicJobs):
             extra=workflow_fields(opts, self.serializer),
         )
         deps = opts.depends_on
-        job.request = EnqueueRequest(
-            self.name, job.id, job.fields, opts.at, opts.delay, opts.at_front, opts.ttl,
+        job.request = EnqueueRequest(  # the job's own fields: what a hook changes is sent
+            self.name, job.id, job._fields, opts.at, opts.delay, opts.at_front, opts.ttl,
             depends_on=deps.jobs if deps else (),
             allow_failure=bool(deps and deps.allow_failure),
         )  # fmt: skip
@@ -352,7 +351,7 @@ class Queue(QueueRegistries, PeriodicJobs):
             if hooks:
                 self._before_enqueue(hooks, job)
             assert job.request is not None  # checked above
-            requests.append(replace(job.request, fields=job._fields))
+            requests.append(job.request)
         if divert(self, batch, hooks):  # held until a commit, or run now (eager)
             return Group(batch)
         refused = self.broker.enqueue_many(requests)

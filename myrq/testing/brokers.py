@@ -60,7 +60,7 @@ class RedisBrokerContract(BrokerContract):
 
     def write_fields(self, broker: Broker, job_id: str, fields: dict[str, bytes]) -> None:
         redis_broker = cast("RedisBroker", broker)
-        redis_broker.client.hset(redis_broker.job_key(job_id), mapping=fields)  # type: ignore[arg-type]
+        redis_broker.client.hset(redis_broker.job_key(job_id), mapping=fields)  # type: ignore[arg-type,unused-ignore]  # redis-py 5 and 8 type it apart
 
     def remove_fields(self, broker: Broker, job_id: str, *names: str) -> None:
         redis_broker = cast("RedisBroker", broker)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import signal
 import threading
@@ -15,6 +16,10 @@ from myrq.durations import MAX_SECONDS
 from myrq.exceptions import JobTimeout
 
 logger = logging.getLogger("myrq.worker")
+
+#: ``signal.getsignal`` without its conversion of the result to an enum, which
+#: costs microseconds: workers check their handlers before every job.
+raw_getsignal: Callable[[int], object] = importlib.import_module("_signal").getsignal
 
 
 def _raise(exc: BaseException, frame: FrameType | None) -> None:
@@ -60,7 +65,7 @@ class JobAlarm:
         """Start the job's timer (installing the handler if needed, or again if replaced)."""
         if not self._installed:
             self.install()
-        elif signal.getsignal(signal.SIGALRM) is not self._handler:
+        elif raw_getsignal(signal.SIGALRM) is not self._handler:
             signal.signal(signal.SIGALRM, self._handler)
             logger.warning(
                 "a job replaced the SIGALRM handler; myrq put its own back so that job "

@@ -17,6 +17,8 @@ from collections.abc import Callable
 from types import FrameType
 from typing import TYPE_CHECKING
 
+from myrq.worker.alarm import raw_getsignal
+
 if TYPE_CHECKING:
     from myrq.worker.guard import JobGuard
 
@@ -71,7 +73,7 @@ class Shutdown:
         if not self._installed:
             return
         for sig in (signal.SIGTERM, signal.SIGINT):
-            if signal.getsignal(sig) is not self._handler:
+            if raw_getsignal(sig) is not self._handler:
                 signal.signal(sig, self._handler)
                 logger.warning(
                     "worker %s: a job replaced the %s handler; put back so that graceful "

@@ -60,22 +60,32 @@ class StopRequests:
 
     def take(self, job_id: str) -> bool:
         """True (once) if ``job_id`` was asked to stop before it started."""
+        if not self._requested:  # the usual case, without the lock
+            return False
         with self._lock:
             if job_id in self._requested:
                 self._requested.discard(job_id)
                 return True
             return False
 
+    def start(self, job_id: str) -> None:
+        """``job_id`` runs in the main thread from now (until :meth:`end`)."""
+        self._current = job_id
+
+    def end(self, job_id: str) -> None:
+        self._current = None
+        if self._requested:
+            with self._lock:
+                self._requested.discard(job_id)
+
     @contextmanager
     def running(self, job_id: str) -> Iterator[None]:
         """Mark ``job_id`` as the job running in the main thread while inside."""
-        self._current = job_id
+        self.start(job_id)
         try:
             yield
         finally:
-            self._current = None
-            with self._lock:
-                self._requested.discard(job_id)
+            self.end(job_id)
 
     def _on_poke(self, frame: FrameType | None) -> None:
         """In the signal handler: interrupt the job if it is still the one asked for."""

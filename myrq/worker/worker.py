@@ -25,7 +25,7 @@ from contextlib import contextmanager
 
 from myrq import config
 from myrq.backends import Broker, Delivery
-from myrq.context import current_job
+from myrq.context import reset_current, set_current
 from myrq.durations import Duration, ttl_for_broker
 from myrq.hooks import ExceptionHandler, Hooks
 from myrq.queue import Queue
@@ -278,16 +278,18 @@ class Worker:
                 # be slow must not keep them unwritten (their callers waiting).
                 outbox.flush()
             self._after.before(delivery)
+            stops = self._stops
+            stops.start(delivery.job_id)
+            current = set_current(functools.partial(self._after.job_of, delivery))
             try:
-                with (
-                    self._stops.running(delivery.job_id),
-                    current_job(functools.partial(self._after.job_of, delivery)),
-                ):
-                    outcome = self._runner.run(prepared)
+                outcome = self._runner.run(prepared)
             except ShutdownNow:
                 outbox.drop()
                 outbox.give_back(delivery)
                 raise
+            finally:
+                reset_current(current)
+                stops.end(delivery.job_id)
             self._remember(outcome.func_name, outcome.elapsed)
         else:
             outcome = prepared
