@@ -38,7 +38,15 @@
 -- (it may have run already): that counts as stored, and nothing is written.
 local cap, canceled_ttl_ms = tonumber(ARGV[1]), tonumber(ARGV[2])
 local prefix = string.sub(KEYS[1], 1, -7)  -- KEYS[1] is <prefix>queues
-local now_ms, now_s = clock()
+-- Redis's clock, read only by a job that needs it (a time, a ttl, dependencies):
+-- a plain enqueue runs no TIME.
+local now_ms, now_s = nil, nil
+local function now()
+  if not now_ms then
+    now_ms, now_s = clock()
+  end
+  return now_ms
+end
 local out = {}
 local a, k = 3, 2
 local j = 0
@@ -54,9 +62,9 @@ while k <= #KEYS do
   a = last + 1
   k = k + 5 + 2 * nparents
   if due <= 0 then
-    due = now_ms + delay
+    due = delay > 0 and now() + delay or 0
   end
-  local later = due > now_ms
+  local later = due > 0 and due > now()
   local created, payload, failure_ttl = nil, nil, nil
   for i = first, last, 2 do
     if ARGV[i] == 'created_at' then
@@ -102,7 +110,7 @@ while k <= #KEYS do
     if canceled then
       pushed = redis.pcall('SADD', KEYS[1], qname)
     elseif deferred then
-      pushed = redis.pcall('ZADD', dkey, now_ms, id)
+      pushed = redis.pcall('ZADD', dkey, now(), id)
     elseif later then
       pushed = redis.pcall('ZADD', skey, due, id)
     else
@@ -125,6 +133,7 @@ while k <= #KEYS do
       end
       hset_argv(jkey, first, last)
       if canceled then
+        now()
         redis.call('HSET', jkey, 'status', 'canceled', 'ended_at', now_s, 'error',
           '{"type":"DependencyFailed","message":"a job it depends on (' .. failed_parent ..
           ') did not finish","traceback":""}')
@@ -150,7 +159,7 @@ while k <= #KEYS do
         redis.pcall('SADD', KEYS[1], qname)
       else
         if ttl > 0 then
-          redis.call('HSET', jkey, 'expires_at', math.max(due, now_ms) + ttl)
+          redis.call('HSET', jkey, 'expires_at', math.max(due, now()) + ttl)
         end
         if later then
           redis.call('HSET', jkey, 'status', 'scheduled')
