@@ -179,3 +179,14 @@ def test_concurrency_key_options_are_checked(
 
     with pytest.raises(InvalidJobError, match=message):
         Queue(broker=broker).with_options(**options).enqueue(asyncjobs.async_add, 1, 2)
+
+
+def test_an_async_job_run_eagerly_from_async_code(broker: Broker) -> None:
+    import asyncio
+
+    q = Queue(broker=broker, eager=True)
+
+    async def view() -> int:
+        return q.enqueue(asyncjobs.async_add, 2, 5).result  # an eager enqueue in an async view
+
+    assert asyncio.run(view()) == 7

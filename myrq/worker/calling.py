@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from myrq.task import Task
@@ -26,11 +27,22 @@ def call_job(func: Callable[..., Any], args: list[Any], kwargs: dict[str, Any]) 
     if isinstance(func, Task):
         func = func.func
     if inspect.iscoroutinefunction(func):
-        return asyncio.run(func(*args, **kwargs))
+        return _run_coroutine(func(*args, **kwargs))
     result = func(*args, **kwargs)
     if inspect.isawaitable(result):
         refuse_awaitable(func, result)
     return result
+
+
+def _run_coroutine(coro: Any) -> Any:
+    """Run ``coro`` to completion: here, or in a helper thread when this thread already
+    runs an event loop (an eager enqueue from async code)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with ThreadPoolExecutor(1, thread_name_prefix="myrq-async-job") as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 def refuse_awaitable(func: Callable[..., Any], result: Any) -> None:
