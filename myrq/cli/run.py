@@ -13,6 +13,7 @@ from myrq.cli.common import Parser, add_common, broker_of
 from myrq.contrib import worker_metrics
 from myrq.exceptions import MyrqError
 from myrq.worker import Worker
+from myrq.worker.pool import WorkerPool
 
 
 def add_commands(sub: argparse._SubParsersAction[Parser]) -> None:
@@ -20,9 +21,20 @@ def add_commands(sub: argparse._SubParsersAction[Parser]) -> None:
     p.add_argument("queues", nargs="*", metavar="QUEUE", help="queues, highest priority first")
     add_common(p)
     p.add_argument("--burst", action="store_true", help="exit when the queues are empty")
-    p.add_argument("--name", help="worker name (default host.pid.random)")
+    p.add_argument(
+        "--name",
+        help="worker name (default host.pid.random); with --processes, the pool's name "
+        "(default host.pid): its workers are NAME-1.PID, NAME-2.PID, ...",
+    )
     p.add_argument("--lease-ttl", type=float, default=15.0, metavar="SECONDS")
     p.add_argument("--max-jobs", type=int, metavar="N", help="exit after N jobs")
+    p.add_argument(
+        "--processes",
+        type=int,
+        metavar="N",
+        help="run N worker processes under a supervisor that restarts any that dies and "
+        "passes signals on (--max-jobs then applies to each; see docs/process-pool.md)",
+    )
     p.add_argument(
         "--concurrency",
         type=int,
@@ -104,19 +116,24 @@ def cmd_worker(args: argparse.Namespace) -> int:
             importlib.import_module(module)
         except ImportError as exc:
             raise MyrqError(f"--import {module}: {exc}") from None
-    worker = Worker(
-        args.queues or ["default"],
-        broker=broker_of(args),
-        serializer=args.serializer,
-        name=args.name,
-        lease_ttl=args.lease_ttl,
-        max_attempts=args.max_attempts,
-        allow=args.allow,
-        grace_period=None if args.grace_period < 0 else args.grace_period,
-        isolate=True if args.isolate else args.isolate_queue,
-        job_memory_limit=args.job_memory_limit,
-        concurrency=args.concurrency,
-    )
+    queues = args.queues or ["default"]
+    options = {
+        "serializer": args.serializer,
+        "name": args.name,
+        "lease_ttl": args.lease_ttl,
+        "max_attempts": args.max_attempts,
+        "allow": args.allow,
+        "grace_period": None if args.grace_period < 0 else args.grace_period,
+        "isolate": True if args.isolate else args.isolate_queue,
+        "job_memory_limit": args.job_memory_limit,
+        "concurrency": args.concurrency,
+    }
+    if args.processes is not None:
+        if args.metrics_port is not None:
+            raise MyrqError("--metrics-port does not work with --processes yet")
+        pool = WorkerPool(queues, args.processes, broker=args.broker, **options)
+        return pool.run(burst=args.burst, max_jobs=args.max_jobs)
+    worker = Worker(queues, broker=broker_of(args), **options)
     worker.broker.ping()
     with worker_metrics(args.metrics_port):
         worker.work(burst=args.burst, max_jobs=args.max_jobs)
