@@ -30,7 +30,9 @@ def test_backend_and_serializer_exports() -> None:
     }  # fmt: skip
     for name in myrq.backends.__all__:
         assert getattr(myrq.backends, name) is not None
-    assert set(myrq.worker.__all__) == {"Worker", "WorkerSettings", "WorkerStats"}
+    assert set(myrq.worker.__all__) == {
+        "RestartPolicy", "Worker", "WorkerPool", "WorkerSettings", "WorkerStats",
+    }  # fmt: skip
     assert set(myrq.serializers.__all__) == {
         "JSONSerializer", "PickleSerializer", "Serializer", "resolve_serializer",
     }  # fmt: skip

@@ -520,3 +520,26 @@ def test_a_child_that_exits_0_in_a_job_counts_as_dead_and_is_replaced(
     assert "exited with code 0 before its worker returned" in sup.output()
     sup.proc.send_signal(signal.SIGTERM)
     assert sup.wait(15) == 0
+
+
+@pytest.mark.slow
+def test_processes_times_concurrency_runs_that_many_jobs_at_once(
+    start: Any, broker: RedisBroker, tmp_path: Path
+) -> None:
+    q = Queue("q", broker=broker)
+    ledger = tmp_path / "ledger"
+    jobs = [q.enqueue("tests.asyncjobs.async_span", str(ledger), f"j{i}", 0.5) for i in range(8)]
+    sup = start("--processes", "2", "--concurrency", "4", "--burst", "--name", "pc")
+    assert sup.wait(30) == 0
+    assert all(j.get_status() is JobStatus.FINISHED for j in jobs)
+    spans = [
+        (float(a), float(b))
+        for _, a, b in (line.split() for line in ledger.read_text().splitlines())
+    ]
+    events = sorted([(a, 1) for a, _ in spans] + [(b, -1) for _, b in spans])
+    now = peak = 0
+    for _, step in events:
+        now += step
+        peak = max(peak, now)
+    assert 5 <= peak <= 8, peak  # more than one process's 4: both ran their 4 at once
+    assert {(j.worker_name or "").rpartition(".")[0] for j in jobs} == {"pc-1", "pc-2"}

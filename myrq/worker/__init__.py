@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from myrq.worker.pool import RestartPolicy, WorkerPool
 from myrq.worker.settings import WorkerSettings
 from myrq.worker.stats import WorkerStats
 from myrq.worker.worker import Worker
 
-__all__ = ["Worker", "WorkerSettings", "WorkerStats"]
+__all__ = ["RestartPolicy", "Worker", "WorkerPool", "WorkerSettings", "WorkerStats"]
