@@ -1,4 +1,4 @@
-"""No-op job functions for every library in ``benchmarks/compare.py``.
+"""Job functions for every library in ``benchmarks/compare.py`` and ``benchmarks/io_drain.py``.
 
 Worker processes import this module (run with cwd and PYTHONPATH at the
 repository root), so it must stay cheap to import: the plain functions below
@@ -19,6 +19,13 @@ Lazily built attributes:
 ``saq_settings``               for ``saq benchmarks.peer_jobs.saq_settings``
 ``saq_queue``                  the SAQ queue (``bench``)
 ``ArqSettings``                for ``arq benchmarks.peer_jobs.ArqSettings``
+
+and for the I/O-bound drains of ``benchmarks/io_drain.py`` (jobs that wait):
+
+``dramatiq_sleep``             an actor that ``time.sleep``s (on ``dramatiq_broker``)
+``saq_io_settings``            ``saq benchmarks.peer_jobs.saq_io_settings``: concurrency 100
+``ArqIOSettings``              ``arq benchmarks.peer_jobs.ArqIOSettings``: max_jobs 100
+``ArqIOPollSettings``          the same with poll_delay 0.05 s (arq's default: 0.5 s)
 """
 
 from __future__ import annotations
@@ -32,6 +39,11 @@ from typing import Any
 LATENCY_KEY = "bench:latency"
 #: Queue name used by myrq, RQ and SAQ (dramatiq, huey and arq use their defaults).
 QUEUE = "bench"
+#: Jobs one worker process of io_drain.py runs at once (arq max_jobs, SAQ concurrency).
+IO_CONCURRENCY = 100
+#: arq's poll_delay in ArqIOPollSettings (seconds). An arq worker starts at most
+#: max_jobs jobs per poll, then waits poll_delay (default 0.5 s) before it polls again.
+ARQ_FAST_POLL = 0.05
 
 _lock = threading.Lock()
 _client: Any = None
@@ -78,6 +90,18 @@ def stamp_true(sample: int) -> bool:
     return True
 
 
+def sleep_sync(seconds: float) -> None:
+    """An I/O-bound job for threads: waits ``seconds`` without holding the GIL."""
+    time.sleep(seconds)
+
+
+async def sleep_async(seconds: float) -> None:
+    """An I/O-bound ``async def`` job: waits ``seconds`` on the event loop."""
+    import asyncio  # noqa: PLC0415 - imported by whoever runs it; kept out of no-op workers
+
+    await asyncio.sleep(seconds)
+
+
 # -- async functions: SAQ and arq (they take a context first) -----------------
 
 
@@ -97,6 +121,14 @@ async def arq_stamp(ctx: Any, sample: int) -> None:
     stamp(sample)
 
 
+async def saq_sleep(ctx: Any, *, seconds: float) -> None:
+    await sleep_async(seconds)
+
+
+async def arq_sleep(ctx: Any, seconds: float) -> None:
+    await sleep_async(seconds)
+
+
 # -- lazily built peer apps ---------------------------------------------------
 
 
@@ -109,6 +141,7 @@ def _build_dramatiq() -> None:
     _lazy["dramatiq_broker"] = broker
     _lazy["dramatiq_noop"] = dramatiq.actor(noop, actor_name="noop", broker=broker)
     _lazy["dramatiq_stamp"] = dramatiq.actor(stamp, actor_name="stamp", broker=broker)
+    _lazy["dramatiq_sleep"] = dramatiq.actor(sleep_sync, actor_name="sleep", broker=broker)
 
 
 def _build_huey() -> None:
@@ -127,6 +160,11 @@ def _build_saq() -> None:
     queue = RedisQueue.from_url(redis_url(), name=QUEUE)
     _lazy["saq_queue"] = queue
     _lazy["saq_settings"] = {"queue": queue, "functions": [saq_noop, saq_stamp]}
+    _lazy["saq_io_settings"] = {
+        "queue": queue,
+        "functions": [saq_sleep],
+        "concurrency": IO_CONCURRENCY,
+    }
 
 
 def _build_arq() -> None:
@@ -136,7 +174,20 @@ def _build_arq() -> None:
         functions = [arq_noop, arq_stamp]  # noqa: RUF012 - arq reads class attributes
         redis_settings = RedisSettings.from_dsn(redis_url())
 
+    class ArqIOSettings:
+        functions = [arq_sleep]  # noqa: RUF012 - arq reads class attributes
+        redis_settings = ArqSettings.redis_settings
+        max_jobs = IO_CONCURRENCY
+
+    class ArqIOPollSettings:  # not a subclass: arq reads only the class's own __dict__
+        functions = [arq_sleep]  # noqa: RUF012 - arq reads class attributes
+        redis_settings = ArqSettings.redis_settings
+        max_jobs = IO_CONCURRENCY
+        poll_delay = ARQ_FAST_POLL
+
     _lazy["ArqSettings"] = ArqSettings
+    _lazy["ArqIOSettings"] = ArqIOSettings
+    _lazy["ArqIOPollSettings"] = ArqIOPollSettings
     _lazy["arq_redis_settings"] = ArqSettings.redis_settings
 
 
@@ -144,12 +195,16 @@ _BUILDERS = {
     "dramatiq_broker": _build_dramatiq,
     "dramatiq_noop": _build_dramatiq,
     "dramatiq_stamp": _build_dramatiq,
+    "dramatiq_sleep": _build_dramatiq,
     "huey_app": _build_huey,
     "huey_noop": _build_huey,
     "huey_stamp": _build_huey,
     "saq_queue": _build_saq,
     "saq_settings": _build_saq,
+    "saq_io_settings": _build_saq,
     "ArqSettings": _build_arq,
+    "ArqIOSettings": _build_arq,
+    "ArqIOPollSettings": _build_arq,
     "arq_redis_settings": _build_arq,
 }
 

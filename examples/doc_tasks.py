@@ -9,6 +9,8 @@ in your database instead.)
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
 from types import TracebackType
 from typing import Any
@@ -155,3 +157,63 @@ def audit(job: Job[Any], connection: object, result: Any) -> None:
 def slow_audit(job: Job[Any], connection: object, result: Any) -> None:
     """A callback that takes longer than its own timeout."""
     time.sleep(5)
+
+
+# -- many jobs at once (docs/concurrency.md) ------------------------------------------
+
+#: Each run of :func:`import_catalog`: (product, start, end, jobs on its queue at its start).
+IMPORTS: list[tuple[str, float, float, int]] = []
+
+
+async def fetch_title(url: str) -> str:
+    """An I/O-bound job: wait 0.2 s for the network, as an ``async def`` job."""
+    await asyncio.sleep(0.2)
+    return f"title of {url}"
+
+
+def thumbnail(path: str) -> str:
+    """A sync job that waits 0.2 s (for a disk, a service); returns the thread it ran in."""
+    time.sleep(0.2)
+    return threading.current_thread().name
+
+
+def crunch(seconds: float) -> int:
+    """Pure-Python work for ``seconds``: an exception raised in its thread stops it at once."""
+    deadline = time.monotonic() + seconds
+    loops = 0
+    while time.monotonic() < deadline:
+        loops += 1
+    return loops
+
+
+async def import_catalog(product: str, seconds: float) -> str:
+    """Import one product's catalog (wait ``seconds``); note the run in :data:`IMPORTS`."""
+    job = get_current_job()
+    assert job is not None
+    waiting = job.broker.queue_length(job.origin)
+    start = time.monotonic()
+    await asyncio.sleep(seconds)
+    IMPORTS.append((product, start, time.monotonic(), waiting))
+    return product
+
+
+# -- typed enqueue and tasks (docs/tasks-and-typing.md) ---------------------------------
+
+
+@task
+def send_receipt(order_id: int, email: str) -> str:
+    """A task with no options: its jobs go to the queue ``default``."""
+    return f"receipt for order {order_id} sent to {email}"
+
+
+@task(queue="reports", timeout="10m", retry=2)
+async def monthly_report(month: str, *, pages: int = 1) -> dict[str, int]:
+    """An async task with a queue and options of its own."""
+    await asyncio.sleep(0)
+    return {"month": int(month[-2:]), "pages": pages}
+
+
+@task(name="billing.tasks.make_invoice")
+def make_invoice(order_id: int) -> str:
+    """Moved here from ``billing.tasks``: jobs queued under the old name still run it."""
+    return f"invoice {order_id}"

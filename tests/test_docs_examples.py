@@ -36,6 +36,8 @@ PAGES = [
     "docs/transactions.md",
     "docs/sentry.md",
     "docs/migrating-from-rq.md",
+    "docs/concurrency.md",
+    "docs/tasks-and-typing.md",
 ]
 _PYTHON = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 _EXCERPT = re.compile(r"^```py[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
