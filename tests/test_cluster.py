@@ -196,6 +196,11 @@ def test_other_cluster_client_errors_become_broker_errors() -> None:
     assert not isinstance(info.value, BrokerConnectionError)
 
 
+def test_an_unreachable_cluster_is_a_connection_error() -> None:
+    with pytest.raises(BrokerConnectionError, match="cannot reach Redis Cluster"):
+        cluster_client("redis+cluster://127.0.0.1:1")
+
+
 def test_a_bad_cluster_url_is_refused() -> None:
     for bad in ("redis+cluster://h", "redis+cluster://h:1,:2", "redis+cluster://h:1/2"):
         with pytest.raises(ConfigurationError):

@@ -28,7 +28,7 @@ from myrq.backends.redis_client import (
     split_options,
     translate_errors,
 )
-from myrq.exceptions import ConfigurationError
+from myrq.exceptions import BrokerConnectionError, ConfigurationError
 from myrq.urls import redact_url, scheme_of
 
 if TYPE_CHECKING:
@@ -79,14 +79,21 @@ def cluster_client(url: str) -> RedisCluster:
         timeouts["socket_timeout"] = SOCKET_TIMEOUT
     with translate_errors(redact_url(url)):
         try:
-            return RedisCluster(
+            client: RedisCluster = RedisCluster(
                 url=first,
                 startup_nodes=[ClusterNode(h, p) for h, p in nodes[1:]],  # type: ignore[no-untyped-call]
                 decode_responses=False,
                 **timeouts,
             )
+            return client
         except ValueError as exc:
             raise ConfigurationError(f"invalid Redis URL {redact_url(url)!r}: {exc}") from exc
+        except redis.exceptions.RedisClusterException as exc:
+            if isinstance(exc.__cause__, redis.ConnectionError | redis.TimeoutError):
+                raise BrokerConnectionError(
+                    f"cannot reach Redis Cluster at {redact_url(url)}: {exc}"
+                ) from exc
+            raise
 
 
 def sharded_from_url(url: str, *, key_prefix: str = "myrq:", **kwargs: Any) -> ShardedRedisBroker:

@@ -68,11 +68,11 @@ def call_and_wait(  # noqa: PLR0917 - the script's call and the wait's terms
             _refresh(client)  # a node that died: learn who holds its slots now
             raise
         if isinstance(reply, NoScriptError):
-            script.sha = server.script_load(script.script)
+            script.sha = str(server.script_load(script.script))
             continue
         if isinstance(reply, AskError | TryAgainError) and time.monotonic() < deadline:
             if isinstance(reply, MovedError):
-                client.nodes_manager.move_slot(reply)
+                _moved(client, reply)
             else:
                 time.sleep(0.05)  # the slot is being migrated: wait for the move to finish
             continue
@@ -97,3 +97,13 @@ def _refresh(client: Any) -> None:
         return
     with contextlib.suppress(redis.RedisError, redis.exceptions.RedisClusterException):
         manager.initialize()  # failing, the caller's retry refreshes again
+
+
+def _moved(client: Any, error: MovedError) -> None:
+    """Tell a cluster client that a slot moved (redis-py 6+: ``move_slot``; 5: on next use)."""
+    manager = client.nodes_manager
+    move = getattr(manager, "move_slot", None)
+    if move is not None:
+        move(error)
+    else:
+        manager.update_moved_exception(error)

@@ -44,7 +44,7 @@ from myrq.backends.redis_enqueue import EnqueueTally, check_requests
 from myrq.backends.redis_sharded_claims import ShardedClaims
 from myrq.backends.redis_sharded_deps import ShardedDependencies
 from myrq.backends.redis_sharded_reads import ShardedReads
-from myrq.backends.redis_shards import ShardLayout, settle_count
+from myrq.backends.redis_shards import ShardLayout, scored, settle_count
 from myrq.backends.values import Reaped
 from myrq.defaults import DEFAULT_FAILURE_TTL
 from myrq.exceptions import BrokerFullError, InvalidJobError, JobExistsError
@@ -266,8 +266,8 @@ class ShardedRedisBroker(ShardedClaims, ShardedReads, ShardedDependencies, Broke
         outboxes = {s for s in range(self.layout.count) if int(replies[2 * s + 1])}
         start = secrets.randbelow(self.layout.count)  # no shard always reaped last
         for shard in [(start + n) % self.layout.count for n in range(self.layout.count)]:
-            earliest = replies[2 * shard]
-            if len(out) >= limit or not earliest or float(earliest[0][1]) > now_ms:
+            earliest = scored(replies[2 * shard])
+            if len(out) >= limit or not earliest or earliest[0][1] > now_ms:
                 continue
             got = self.views[shard].reap(max_attempts, failure_ttl, limit - len(out))
             out += got

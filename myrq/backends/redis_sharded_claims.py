@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from myrq.backends import arguments
 from myrq.backends.redis_client import as_str, reply
+from myrq.backends.redis_shards import scored
 from myrq.backends.values import Delivery, FinishRequest
 from myrq.exceptions import BrokerError
 from myrq.schema import F_HAS_DEPENDENTS
@@ -292,8 +293,8 @@ class ShardedClaims:
             best = None
             for n in range(len(queues)):
                 at = 2 * (shard * len(queues) + n)
-                length, first = replies[at], replies[at + 1]
-                due = int(float(first[0][1])) if first else None
+                length, first = replies[at], scored(replies[at + 1])
+                due = int(first[0][1]) if first else None
                 if due is not None and due > now_ms:
                     next_ms = due - now_ms if next_ms is None else min(next_ms, due - now_ms)
                 if best is None and (int(length) > 0 or (due is not None and due <= now_ms)):

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 from myrq.backends import arguments
 from myrq.backends.redis_client import as_str, reply
 from myrq.backends.redis_inspect import _GLOB_SPECIALS
+from myrq.backends.redis_replicas import server_of
+from myrq.backends.redis_shards import scored
 from myrq.backends.values import CronEntry, CronJob, Fields
 from myrq.exceptions import BrokerFullError
 from myrq.schema import F_STATUS
@@ -146,7 +148,8 @@ class ShardedReads:
 
     def leased_ids(self) -> list[str]:
         parts = self._on_all("ZRANGE", lambda v: v.leases_key, 0, -1, "WITHSCORES")
-        return [as_str(i) for i, _ in heapq.merge(*parts, key=lambda pair: float(pair[1]))]
+        pairs = [scored(part) for part in parts]
+        return [as_str(i) for i, _ in heapq.merge(*pairs, key=lambda pair: pair[1])]
 
     def status_counts(self) -> dict[str, int]:
         ids = list(self.job_ids())
@@ -190,7 +193,8 @@ class ShardedReads:
             parts = self._pipeline(
                 [("ZRANGE", v.state_key(queue, state), 0, want, "WITHSCORES") for v in self.views]
             )
-        merged = [as_str(i) for i, _ in heapq.merge(*parts, key=lambda p: float(p[1]))]
+        pairs = [scored(part) for part in parts]
+        merged = [as_str(i) for i, _ in heapq.merge(*pairs, key=lambda p: p[1])]
         return merged[start:] if stop == -1 else merged[start : stop + 1]
 
     def registry_count(self, queue: str, state: str) -> int:
@@ -216,7 +220,7 @@ class ShardedReads:
     def scheduled(self, queue: str, limit: int = 1000) -> list[tuple[str, float]]:
         limit = arguments.whole("limit", limit, minimum=1)
         parts = self._on_all("ZRANGE", lambda v: v.scheduled_key(queue), 0, limit - 1, "WITHSCORES")
-        merged = heapq.merge(*parts, key=lambda p: float(p[1]))
+        merged = heapq.merge(*[scored(part) for part in parts], key=lambda p: p[1])
         return [(as_str(i), float(score) / 1000) for i, score in list(merged)[:limit]]
 
     def _now_ms(self) -> int:
@@ -253,7 +257,14 @@ class ShardedReads:
         self.views[0].register_worker(name, fields, ttl)
 
     def unregister_worker(self, name: str) -> None:
-        self.views[0].unregister_worker(name)
+        # MULTI on the server of the registry's slot: some cluster clients refuse
+        # transactions, though both keys share a slot.
+        view = self.views[0]
+        with view._translate():
+            pipe = server_of(self.client, view.workers_key).pipeline(transaction=True)
+            pipe.delete(view.worker_key(name))
+            pipe.zrem(view.workers_key, name)
+            pipe.execute()
 
     def workers(self) -> dict[str, dict[str, bytes]]:
         return self.views[0].workers()

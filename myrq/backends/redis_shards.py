@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import Any
 
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 
@@ -124,3 +125,15 @@ def settle_count(layout_prefix: str, stored: bytes | None, wanted: int | None) -
             "use another key_prefix for a new layout"
         )
     return count
+
+
+def scored(raw: Any) -> list[tuple[Any, float]]:
+    """A ``... WITHSCORES`` reply sent as a raw command, as ``(member, score)`` pairs.
+
+    redis-py 5 returns such a reply flat (member, score, member, ...), later
+    versions as pairs; both are read here.
+    """
+    items = list(raw or ())
+    if items and not isinstance(items[0], list | tuple):
+        return [(m, float(v)) for m, v in zip(items[::2], items[1::2], strict=True)]
+    return [(m, float(v)) for m, v in items]

@@ -12,6 +12,7 @@ on disk, and no fixed port is used.
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import socket
 import subprocess
@@ -293,8 +294,13 @@ class SteadyProducer(threading.Thread):
         super().__init__(daemon=True)
         self.queue, self.func, self.ledger, self.pause = queue, func, ledger, 1 / per_second
         self.acked: list[str] = []
+        self.acked_at: list[float] = []  # time.monotonic() of each acknowledgement
         self.retries = 0
         self.halt = threading.Event()
+
+    def longest_pause(self) -> float:
+        """The longest time between two acknowledgements (seconds)."""
+        return max((b - a for a, b in itertools.pairwise(list(self.acked_at))), default=0.0)
 
     def run(self) -> None:
         n = 0
@@ -304,6 +310,7 @@ class SteadyProducer(threading.Thread):
                 try:
                     self.queue.enqueue_many([job])
                     self.acked.append(job.id)
+                    self.acked_at.append(time.monotonic())
                     break
                 except BrokerConnectionError:
                     self.retries += 1
