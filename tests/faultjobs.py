@@ -320,3 +320,25 @@ def run_chaos(
     report.attempts = collections.Counter(int(a or 0) for a in pipe.execute())
     client.close()
     return report
+
+
+def wait_until_finished(broker: Any, ids: list[str], timeout: float) -> None:
+    """Wait until every job of ``ids`` ends ``finished``, with what is left on failure.
+
+    Call it while the workers still run: a job whose outcome was dropped in a
+    fault is run again only once a live worker reaps its expired lease.
+    """
+
+    def unfinished() -> dict[str, dict[str, bytes]]:
+        records = {i: broker.get(i) or {} for i in ids}
+        return {i: r for i, r in records.items() if r.get("status") != b"finished"}
+
+    deadline = time.monotonic() + timeout
+    while unfinished() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = unfinished()
+    leases = {i: broker.lease_deadline(i) for i in list(left)[:3]}
+    assert not left, (
+        f"{len(left)} jobs did not end finished: {list(left.items())[:3]}; "
+        f"leases {leases}, now {time.time()}, workers {list(broker.workers())}"
+    )
