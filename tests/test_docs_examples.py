@@ -38,6 +38,7 @@ PAGES = [
     "docs/migrating-from-rq.md",
     "docs/concurrency.md",
     "docs/tasks-and-typing.md",
+    "docs/scaling.md",
 ]
 _PYTHON = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 _EXCERPT = re.compile(r"^```py[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
