@@ -365,7 +365,8 @@ class RedisBroker(RedisScheduling, RedisLeases, Broker):
             fields = None
             if flat:
                 it = iter(flat)
-                fields = {as_str(k): as_bytes(v) for k, v in zip(it, it, strict=True)}
+                # HGETALL's reply: bulk strings, so bytes (the client never decodes).
+                fields = {k.decode("utf-8", "replace"): v for k, v in zip(it, it, strict=True)}
             if claim and not token:  # canceled by the claim: its ttl had passed
                 if fields is not None:
                     fields[F_STATUS] = S_CANCELED

@@ -10,7 +10,9 @@ the coroutine "never awaited".
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
+import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -22,14 +24,32 @@ class CoroutineReturned(TypeError):
     """A sync job function returned an awaitable: it must be declared ``async def``."""
 
 
+#: Results that are never awaitable: checked by type alone, the common case.
+_PLAIN = frozenset({type(None), bool, int, float, str, bytes, list, dict, tuple})
+#: Whether each function seen is ``async def`` (``inspect.iscoroutinefunction``
+#: costs microseconds per job); weak keys, so a function can still go away.
+_ASYNC: weakref.WeakKeyDictionary[Callable[..., Any], bool] = weakref.WeakKeyDictionary()
+
+
+def is_async(func: Callable[..., Any]) -> bool:
+    """Whether ``func`` is an ``async def`` function (remembered per function)."""
+    try:
+        return _ASYNC[func]
+    except (KeyError, TypeError):  # TypeError: not weakly referable
+        found = inspect.iscoroutinefunction(func)
+    with contextlib.suppress(TypeError):
+        _ASYNC[func] = found
+    return found
+
+
 def call_job(func: Callable[..., Any], args: list[Any], kwargs: dict[str, Any]) -> Any:
     """``func(*args, **kwargs)``, awaited to completion when ``func`` is ``async def``."""
     if isinstance(func, Task):
         func = func.func
-    if inspect.iscoroutinefunction(func):
+    if is_async(func):
         return _run_coroutine(func(*args, **kwargs))
     result = func(*args, **kwargs)
-    if inspect.isawaitable(result):
+    if type(result) not in _PLAIN and inspect.isawaitable(result):
         refuse_awaitable(func, result)
     return result
 
