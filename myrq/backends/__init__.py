@@ -1,23 +1,23 @@
 """Brokers: the Broker contract, the built-in brokers, selection by URL.
 
 ``RedisBroker`` is imported on first use (``from myrq.backends import
-RedisBroker`` works as usual), so ``import myrq`` does not import redis-py.
+RedisBroker`` works as usual), so ``import myrq`` does not import redis-py;
+so are the Store brokers (``MemoryBroker``, ``StoreBroker``, ``Store``...),
+which a worker on Redis never needs: it starts faster without them.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 from myrq.backends.base import Broker
-from myrq.backends.memory import MemoryBroker, MemoryStore
 from myrq.backends.selection import (
     BrokerFactory,
     broker_from_url,
     check_broker_spec,
     register_scheme,
 )
-from myrq.backends.store import Store, Txn
-from myrq.backends.store_broker import StoreBroker
 from myrq.backends.values import (
     CronEntry,
     CronJob,
@@ -29,7 +29,10 @@ from myrq.backends.values import (
 )
 
 if TYPE_CHECKING:
+    from myrq.backends.memory import MemoryBroker, MemoryStore
     from myrq.backends.redis import RedisBroker
+    from myrq.backends.store import Store, Txn
+    from myrq.backends.store_broker import StoreBroker
 
 __all__ = [
     "Broker",
@@ -53,9 +56,21 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name == "RedisBroker":
-        from myrq.backends.redis import RedisBroker  # noqa: PLC0415 - lazy by design
+#: Names imported on first use, and the module each comes from.
+_LAZY = {
+    "RedisBroker": "myrq.backends.redis",
+    "MemoryBroker": "myrq.backends.memory",
+    "MemoryStore": "myrq.backends.memory",
+    "Store": "myrq.backends.store",
+    "Txn": "myrq.backends.store",
+    "StoreBroker": "myrq.backends.store_broker",
+}
 
-        return RedisBroker
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value

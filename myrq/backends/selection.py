@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING
 
 from myrq._imports import import_object
 from myrq.backends.base import Broker
-from myrq.backends.memory import MemoryBroker
 from myrq.exceptions import ConfigurationError
 from myrq.urls import redact_url, scheme_of
 
 if TYPE_CHECKING:
     from fakeredis import FakeServer
+
+    from myrq.backends.memory import MemoryBroker
 
 BrokerFactory = Callable[[str], Broker]
 
@@ -39,6 +40,8 @@ _fake_servers: dict[str, FakeServer] = {}
 def _memory(url: str, key_prefix: str | None) -> Broker:
     # One shared instance per memory:// URL, so a Queue and a Worker made
     # separately from config see the same jobs.
+    from myrq.backends.memory import MemoryBroker  # noqa: PLC0415 - lazy: workers on Redis skip it
+
     with _lock:
         if url not in _memory_brokers:
             _memory_brokers[url] = MemoryBroker(url)

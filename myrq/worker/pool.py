@@ -46,7 +46,7 @@ from types import FrameType
 from typing import Any
 
 from myrq import config
-from myrq.backends import Broker, MemoryBroker, broker_from_url
+from myrq.backends import Broker, broker_from_url
 from myrq.exceptions import ConfigurationError
 from myrq.worker.pool_child import DONE, RECYCLE, ChildSpec, describe_exit, fork_child
 from myrq.worker.worker import Worker
@@ -390,6 +390,8 @@ def _on_child(signum: int, frame: FrameType | None) -> None:
 
 def _one_process_only(broker: Broker) -> str | None:
     """Why ``broker`` cannot be shared by processes, or None if it can."""
+    from myrq.backends.memory import MemoryBroker  # noqa: PLC0415 - lazy: rarely needed
+
     if isinstance(broker, MemoryBroker):
         return "keeps its jobs in this process's memory"
     client = getattr(broker, "client", None)

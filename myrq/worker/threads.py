@@ -12,23 +12,30 @@ does runs it isolated, in a child process it can kill (one job at a time).
 
 from __future__ import annotations
 
-import ctypes
+import functools
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
-_set_async_exc = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_ulong, ctypes.py_object)(
-    ("PyThreadState_SetAsyncExc", ctypes.pythonapi)
-)
-#: The same function with a NULL exception, which clears a pending one (None would be raised).
-_clear_async_exc = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p)(
-    ("PyThreadState_SetAsyncExc", ctypes.pythonapi)
-)
+
+@functools.cache
+def _async_exc(clear: bool) -> Callable[[int, Any], int]:
+    """``PyThreadState_SetAsyncExc`` through ctypes, imported on first use (workers that
+    run no job in a thread of its own skip ctypes). ``clear``: the same function with a
+    NULL exception, which clears a pending one (None would be raised)."""
+    import ctypes  # noqa: PLC0415 - lazy, see above
+
+    argument = ctypes.c_void_p if clear else ctypes.py_object
+    func: Callable[[int, Any], int] = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_ulong, argument)(
+        ("PyThreadState_SetAsyncExc", ctypes.pythonapi)
+    )
+    return func
 
 
 def raise_in_thread(ident: int, exc_type: type[BaseException]) -> bool:
     """Raise ``exc_type`` in the thread ``ident`` at its next bytecode; False if it is gone."""
-    found = _set_async_exc(ident, exc_type)
+    found = _async_exc(False)(ident, exc_type)
     if found > 1:  # cannot happen with a valid ident; undo, as the C API asks
         clear_pending(ident)
         return False
@@ -68,4 +75,4 @@ def thread_timeout(seconds: float, exc_type: type[BaseException]) -> Iterator[No
 
 def clear_pending(ident: int) -> None:
     """Drop an exception raised in thread ``ident`` that it has not reached yet."""
-    _clear_async_exc(ident, None)
+    _async_exc(True)(ident, None)
