@@ -201,11 +201,22 @@ def check_binding(func: Callable[..., Any], args: Sequence[Any], kwargs: Mapping
             f"keyword argument names must be strings, not {bad_keys[0]!r} "
             f"({type(bad_keys[0]).__name__})"
         )
+    # Whether a call binds depends only on its shape (how many positional
+    # arguments, which keyword names), not on the values: a shape that bound
+    # once is not checked again.
+    shape: tuple[Any, ...] | None = (func, len(args), *kwargs)
+    try:
+        if shape in _bound:
+            return
+    except TypeError:  # an unhashable callable: checked every time
+        shape = None
     signature = _signature(func)
     if signature is None:
         return
     try:
         signature.bind(*args, **kwargs)
+        if shape is not None and len(_bound) < 10_000:
+            _bound.add(shape)
     except TypeError as exc:
         name = getattr(func, "__qualname__", repr(func))
         raise InvalidJobError(
@@ -225,6 +236,8 @@ NO_OPTIONS = JobOptions()
 
 
 _signatures: dict[Any, inspect.Signature | None] = {}
+#: Call shapes ``(func, number of positional args, keyword names...)`` that bound.
+_bound: set[tuple[Any, ...]] = set()
 
 
 def _signature(func: Callable[..., Any]) -> inspect.Signature | None:

@@ -288,14 +288,18 @@ class Queue(QueueRegistries, PeriodicJobs):
         name = function_name(func)
         if callable(func) and not isinstance(func, str):
             check_binding(func, args, kwargs or {})
-        if not option_names().issuperset(options):
+        if options and not option_names().issuperset(options):
             unknown = sorted(set(options) - option_names())
             raise InvalidJobError(
                 f"unknown job option {unknown[0]!r}; the options are "
                 f"{', '.join(sorted(option_names()))} (enqueue() also takes RQ's names: "
                 f"{', '.join(k for k, v in ENQUEUE_KEYWORDS.items() if k != v)})"
             )
-        given = {k: v for k, v in options.items() if v is not None and v is not False}
+        given = (
+            {k: v for k, v in options.items() if v is not None and v is not False}
+            if options
+            else options
+        )
         defaults = registry.options(name)
         opts = JobOptions.build(**{**defaults, **given}) if given or defaults else NO_OPTIONS
         job = Job.create(

@@ -156,6 +156,7 @@ class RedisBroker(RedisScheduling, RedisLeases, Broker):
         self.expired_ttl_ms = arguments.ttl_ms(expired_ttl)
         self.wait_replicas = arguments.whole("wait_replicas", wait_replicas, minimum=0)
         self._wait_ms = max(1, round(arguments.wait_seconds(wait_timeout) * 1000))
+        self._enqueue_keys, self._finish_keys = {}, {}  # see RedisInspection
 
     @classmethod
     def from_url(cls, url: str, *, key_prefix: str = "myrq:", **kwargs: Any) -> RedisBroker:
@@ -232,13 +233,8 @@ class RedisBroker(RedisScheduling, RedisLeases, Broker):
         keys: list[str] = [self.queues_key]
         args: list[Any] = [NOTIFY_CAP, self.expired_ttl_ms]
         for req in requests:
-            keys += (
-                self.job_key(req.job_id),
-                self.queue_key(req.queue),
-                self.notify_key(req.queue),
-                self.scheduled_key(req.queue),
-                self.state_key(req.queue, "deferred"),
-            )
+            keys.append(self.job_key(req.job_id))
+            keys += self._keys_for_enqueue(req.queue)
             for parent in req.depends_on:
                 keys += remote.get((req.job_id, parent)) or (
                     self.job_key(parent),
@@ -275,8 +271,8 @@ class RedisBroker(RedisScheduling, RedisLeases, Broker):
         for f, ttl_ms, retry_ms in finishes:
             q = f.queue or "default"
             state = as_str(f.fields.get(F_STATUS, b"finished"))
-            keys += (self.job_key(f.job_id), self.queue_key(q), self.notify_key(q))
-            keys += (self.scheduled_key(q), self.state_key(q, "running"), self.state_key(q, state))
+            keys.append(self.job_key(f.job_id))
+            keys += self._keys_for_finish(q, state)
             args += (f.job_id, f.token, ttl_ms, retry_ms, state, len(f.fields))
             for name, value in f.fields.items():
                 args += (name, value)

@@ -14,6 +14,8 @@ from myrq.backends.base import Fields
 from myrq.backends.redis_client import as_bytes, as_str, reply
 from myrq.schema import F_STATUS
 
+#: Most queues (or queue and state pairs) whose key names a broker keeps built.
+KEY_CACHE = 1000
 _GLOB_SPECIALS = str.maketrans({c: "\\" + c for c in "*?[]\\"})
 
 
@@ -24,6 +26,9 @@ class RedisInspection:
     prefix: str
     url: str
     _register: Script  # register.lua, loaded by the broker
+    # Key names per queue (and end state), built once: the hot path names them per job.
+    _enqueue_keys: dict[str, tuple[str, str, str, str]]
+    _finish_keys: dict[tuple[str, str], tuple[str, str, str, str, str]]
 
     def _translate(self) -> AbstractContextManager[None]:
         raise NotImplementedError
@@ -46,6 +51,36 @@ class RedisInspection:
 
     def dependents_key(self, job_id: str) -> str:
         return f"{self.prefix}dependents:{job_id}"
+
+    def _keys_for_enqueue(self, queue: str) -> tuple[str, str, str, str]:
+        """``queue``'s list, wake-up list, scheduled and deferred sets (enqueue.lua)."""
+        keys = self._enqueue_keys.get(queue)
+        if keys is None:
+            keys = (
+                self.queue_key(queue),
+                self.notify_key(queue),
+                self.scheduled_key(queue),
+                self.state_key(queue, "deferred"),
+            )
+            if len(self._enqueue_keys) < KEY_CACHE:
+                self._enqueue_keys[queue] = keys
+        return keys
+
+    def _keys_for_finish(self, queue: str, state: str) -> tuple[str, str, str, str, str]:
+        """``queue``'s list, wake-up list, scheduled and running sets, and the registry of
+        ``state`` (finish_and_claim.lua)."""
+        keys = self._finish_keys.get((queue, state))
+        if keys is None:
+            keys = (
+                self.queue_key(queue),
+                self.notify_key(queue),
+                self.scheduled_key(queue),
+                self.state_key(queue, "running"),
+                self.state_key(queue, state),
+            )
+            if len(self._finish_keys) < KEY_CACHE:
+                self._finish_keys[queue, state] = keys
+        return keys
 
     def cron_key(self, queue: str) -> str:
         return f"{self.prefix}cron:{queue}"
