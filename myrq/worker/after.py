@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("myrq.worker")
 
-_CALLBACK_FIELDS = (F_ON_SUCCESS, F_ON_FAILURE, F_ON_STOPPED)
+_CALLBACK_FIELDS = frozenset((F_ON_SUCCESS, F_ON_FAILURE, F_ON_STOPPED))
 #: Fields of an unverified record a hook may see: none is decoded by the serializer.
 _PLAIN_FIELDS = frozenset(
     {"status", "queue", "attempts", "started_at", "worker", "lease", "created_at", "timeout"}
@@ -131,8 +131,8 @@ class AfterJob:
 
     @staticmethod
     def has_callback(delivery: Delivery) -> bool:
-        fields = delivery.fields or {}
-        return any(f in fields for f in _CALLBACK_FIELDS)
+        fields = delivery.fields
+        return fields is not None and not _CALLBACK_FIELDS.isdisjoint(fields)
 
     def written(self, items: Sequence[Done]) -> None:
         """Run the callbacks of jobs whose final outcome was just written.
