@@ -216,6 +216,17 @@ def test_a_call_the_function_cannot_take_is_refused_at_enqueue(
     assert broker.queue_length("default") == 0
 
 
+def test_a_call_that_bound_before_does_not_let_another_shape_through() -> None:
+    """Binding is remembered per call shape: other counts or names are still checked."""
+    q = Queue("default", broker=MemoryBroker())
+    q.enqueue(jobs.add, 1, 2)
+    q.enqueue(jobs.add, 1, b=2)
+    for args, kwargs in [((1,), {}), ((1, 2, 3), {}), ((1,), {"c": 2}), ((), {"b": 2})]:
+        with pytest.raises(InvalidJobError, match="cannot take these arguments"):
+            q.enqueue_call(jobs.add, args=args, kwargs=kwargs)
+    assert q.count == 2
+
+
 def test_rq_option_names_are_options_never_arguments() -> None:
     """retry=3 or at_front=True must not reach the function (they did once)."""
     broker = MemoryBroker()
