@@ -21,8 +21,6 @@ worker registry, plain commands, are in :mod:`myrq.backends.redis_inspect`.
 
 from __future__ import annotations
 
-import functools
-import importlib.resources
 import logging
 import secrets
 import time
@@ -42,6 +40,7 @@ from myrq.backends.redis_client import (
     client_from_url,
     connection_kwargs,
     describe,
+    load_script,
     reply,
     translate_errors,
 )
@@ -71,17 +70,6 @@ logger = logging.getLogger("myrq.broker")
 NOTIFY_CAP = 100
 #: Jobs per script call in enqueue_many (bounds how long one call holds Redis).
 _ENQUEUE_CHUNK = 500
-
-
-@functools.cache
-def script_text(name: str) -> str:
-    """The text of ``lua/<name>`` with ``lua/_lib.lua`` in front, as it is sent to Redis."""
-    lua = importlib.resources.files("myrq.backends").joinpath("lua")
-    return lua.joinpath("_lib.lua").read_text("utf-8") + lua.joinpath(name).read_text("utf-8")
-
-
-def _load_script(client: redis.Redis, name: str) -> Script:
-    return client.register_script(script_text(name))
 
 
 class RedisBroker(RedisScheduling, RedisLeases, Broker):
@@ -138,21 +126,21 @@ class RedisBroker(RedisScheduling, RedisLeases, Broker):
         self._max_block = poll_interval
         if socket_timeout:
             self._max_block = min(poll_interval, socket_timeout / 2)
-        self._enqueue = _load_script(client, "enqueue.lua")
-        self._finish_and_claim = _load_script(client, "finish_and_claim.lua")
-        self._renew = _load_script(client, "renew.lua")
-        self._release = _load_script(client, "release.lua")
-        self._reap = _load_script(client, "reap.lua")
-        self._delete = _load_script(client, "delete.lua")
-        self._register = _load_script(client, "register.lua")
-        self._cancel = _load_script(client, "cancel.lua")
-        self._run_now = _load_script(client, "run_now.lua")
-        self._watch = _load_script(client, "watch.lua")
-        self._cron = _load_script(client, "cron.lua")
-        self._requeue = _load_script(client, "requeue.lua")
-        self._stop = _load_script(client, "stop.lua")
-        self._empty = _load_script(client, "empty.lua")
-        self._set_fields = _load_script(client, "set_fields.lua")
+        self._enqueue = load_script(client, "enqueue.lua")
+        self._finish_and_claim = load_script(client, "finish_and_claim.lua")
+        self._renew = load_script(client, "renew.lua")
+        self._release = load_script(client, "release.lua")
+        self._reap = load_script(client, "reap.lua")
+        self._delete = load_script(client, "delete.lua")
+        self._register = load_script(client, "register.lua")
+        self._cancel = load_script(client, "cancel.lua")
+        self._run_now = load_script(client, "run_now.lua")
+        self._watch = load_script(client, "watch.lua")
+        self._cron = load_script(client, "cron.lua")
+        self._requeue = load_script(client, "requeue.lua")
+        self._stop = load_script(client, "stop.lua")
+        self._empty = load_script(client, "empty.lua")
+        self._set_fields = load_script(client, "set_fields.lua")
         self.expired_ttl_ms = arguments.ttl_ms(expired_ttl)
         self.wait_replicas = arguments.whole("wait_replicas", wait_replicas, minimum=0)
         self._wait_ms = max(1, round(arguments.wait_seconds(wait_timeout) * 1000))

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+import importlib.resources
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis
+from redis.commands.core import Script
 from redis.connection import parse_url
 from redis.exceptions import RedisClusterException
 
@@ -195,3 +198,15 @@ def reply(value: Any) -> Any:
     ``Awaitable | value`` for its sync and async clients alike; this keeps
     mypy --strict quiet on every redis-py version we support.)"""
     return value
+
+
+@functools.cache
+def script_text(name: str) -> str:
+    """The text of ``lua/<name>`` with ``lua/_lib.lua`` in front, as it is sent to Redis."""
+    lua = importlib.resources.files("myrq.backends").joinpath("lua")
+    return lua.joinpath("_lib.lua").read_text("utf-8") + lua.joinpath(name).read_text("utf-8")
+
+
+def load_script(client: redis.Redis, name: str) -> Script:
+    """Register ``lua/<name>`` (with ``_lib.lua``) on ``client``."""
+    return client.register_script(script_text(name))

@@ -38,8 +38,8 @@ from typing import Any
 
 from myrq.backends import arguments
 from myrq.backends.base import Broker, EnqueueRequest, Fields
-from myrq.backends.redis import RedisBroker, script_text
-from myrq.backends.redis_client import as_str, client_from_url, reply, translate_errors
+from myrq.backends.redis import RedisBroker
+from myrq.backends.redis_client import as_str, client_from_url, reply, script_text, translate_errors
 from myrq.backends.redis_enqueue import EnqueueTally, check_requests
 from myrq.backends.redis_sharded_claims import ShardedClaims
 from myrq.backends.redis_sharded_deps import ShardedDependencies

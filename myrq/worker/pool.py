@@ -7,15 +7,13 @@ The supervisor runs no job. It:
   the pool's options and named ``<pool name>-<slot>.<pid>``, so ``myrq
   workers`` lists N workers (:mod:`~myrq.worker.pool_child` is the child's side);
 * replaces a child that dies (a signal, an exit without its "done" status),
-  logging the signal or exit code: at once if it had lived
-  ``RestartPolicy.healthy_after`` seconds, else after a wait that doubles with
-  each death in a row, up to a cap. A child that ran ``max_jobs`` jobs is
-  replaced at once;
+  logging why: at once if it had lived ``RestartPolicy.healthy_after`` seconds,
+  else after a wait that doubles with each death in a row, up to a cap (and at
+  once after ``max_jobs`` jobs);
 * passes SIGTERM/SIGINT on to every child (the first: finish the job within
   the grace period; a second: stop it now and put it back), then waits for
   them all and replaces none. In burst mode each child exits when the queues
-  are empty, and the pool when all have. Exit code 0 if every child's last
-  exit was clean, else 1.
+  are empty, and the pool when all have (exit 0 if all exited cleanly, else 1).
 
 Why fork without exec: the children get the options as they are (hooks,
 registries, serializer instances: nothing is pickled), share the modules the
