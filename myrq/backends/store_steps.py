@@ -22,7 +22,7 @@ from myrq.backends.store_keys import (
     scheduled_key,
     state_key,
 )
-from myrq.backends.store_workflow import keep, registered, settle
+from myrq.backends.store_workflow import ckey_pass, keep, registered, settle
 from myrq.backends.values import Delivery, Fields, FinishRequest, Reaped
 from myrq.schema import (
     EXPIRED_ERROR,
@@ -236,6 +236,7 @@ def expire(t: Txn, job_id: str, queue: str, record: Fields, expired_ttl_ms: int)
     """Not started within its ttl: canceled, not run (finish_and_claim.lua's expire())."""
     key = job_key(job_id)
     t.hset(key, {F_STATUS: S_CANCELED, F_ENDED_AT: format_time(t.now()), F_ERROR: EXPIRED_ERROR})
+    ckey_pass(t, record.get(F_CKEY))
     ttl_ms = parse_ttl_ms(record.get(F_FAILURE_TTL))
     ttl_ms = expired_ttl_ms if ttl_ms is None else ttl_ms
     registered(t, queue, job_id, "canceled", ttl_ms)

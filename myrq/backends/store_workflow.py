@@ -12,6 +12,8 @@ from myrq.backends.store import Txn
 from myrq.backends.store_keys import (
     ENDED_STATES,
     QUEUES,
+    ckey_set,
+    ckey_wait,
     cron_key,
     dependents_key,
     job_key,
@@ -25,6 +27,8 @@ from myrq.schema import (
     F_ALLOW_FAILURE,
     F_AT_FRONT,
     F_ATTEMPTS,
+    F_CKEY,
+    F_CLIMIT,
     F_CREATED_AT,
     F_ENDED_AT,
     F_ERROR,
@@ -208,6 +212,27 @@ def place(t: Txn, req: EnqueueRequest, due_ms: int, delay_ms: int, ttl_ms: int) 
         t.push(queue_key(req.queue), req.job_id, front=req.front)
 
 
+def ckey_pass(t: Txn, key_name: bytes | None) -> None:
+    """_lib.lua's ckey_pass(): a pending job of the key left its queue without running;
+    if the key has a free slot, the first job waiting for it goes back to its queue."""
+    if key_name is None:
+        return
+    key = key_name.decode("utf-8", "replace")
+    wait = ckey_wait(key)
+    for _ in range(100):
+        head = t.lrange(wait, 0, 0)
+        if not head:
+            return
+        record = t.hgetall(job_key(head[0]))
+        if record is not None and record.get(F_STATUS) == S_PENDING:
+            if len(t.zmembers(ckey_set(key))) >= max(parse_count(record.get(F_CLIMIT)), 1):
+                return
+            t.pop(wait)
+            t.push(queue_key(queue_of(record)), head[0], front=True)
+            return
+        t.pop(wait)  # no longer waiting (canceled, deleted): dropped
+
+
 def cancel(t: Txn, job_id: str, ttl_ms: int, error: bytes, default_ttl_ms: int) -> str | None:
     """cancel.lua: a pending, scheduled or deferred job ends canceled, and its dependents."""
     key = job_key(job_id)
@@ -222,6 +247,8 @@ def cancel(t: Txn, job_id: str, ttl_ms: int, error: bytes, default_ttl_ms: int) 
         held = scheduled_key(queue) if status == S_SCHEDULED else state_key(queue, "deferred")
         t.zrem(held, job_id)
     t.hset(key, {F_STATUS: S_CANCELED, F_ENDED_AT: format_time(t.now()), F_ERROR: error})
+    if status == S_PENDING:
+        ckey_pass(t, record.get(F_CKEY))
     registered(t, queue, job_id, "canceled", ttl_ms)
     if record.get(F_HAS_DEPENDENTS) == b"1":
         settle(t, job_id, False, default_ttl_ms)

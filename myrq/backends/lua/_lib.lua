@@ -213,3 +213,33 @@ local function ckey_release(prefix, id, key, cap)
     end
   end
 end
+
+-- A pending job of key left its queue without running (canceled, or its ttl
+-- passed): if it had been woken for a free slot, the turn goes on to the next
+-- waiting job, or the jobs behind it would wait for a run that never comes. A
+-- key still full wakes nobody (the run that holds it will), so the order of the
+-- waiting jobs is kept.
+local function ckey_pass(prefix, key, cap)
+  if not key then
+    return
+  end
+  local wait = prefix .. 'ckwait:' .. key
+  for _ = 1, 100 do
+    local next_id = redis.call('LINDEX', wait, 0)
+    if not next_id then
+      return
+    end
+    local ok, cur = pcall(redis.call, 'HMGET', prefix .. 'job:' .. next_id, 'status', 'queue', 'climit')
+    if ok and cur[1] == 'pending' then
+      if redis.call('SCARD', prefix .. 'ckey:' .. key) >= math.max(count_of(cur[3]), 1) then
+        return
+      end
+      redis.call('LPOP', wait)
+      local q = cur[2] or 'default'
+      redis.call('LPUSH', prefix .. 'queue:' .. q, next_id)
+      wake(prefix .. 'notify:' .. q, cap)
+      return
+    end
+    redis.call('LPOP', wait)  -- no longer waiting (canceled, deleted): dropped
+  end
+end

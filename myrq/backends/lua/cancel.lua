@@ -2,13 +2,14 @@
 -- scheduled or deferred one off its sorted set; it ends canceled, enters the
 -- canceled registry, is kept for its ttl, and the jobs that depend on it are
 -- canceled too (unless they allow failure). A running or ended job (or none)
--- is left alone.
+-- is left alone. A pending job of a concurrency key passes its turn on (see
+-- ckey_pass in _lib.lua).
 -- KEYS: job hash, queue list, scheduled zset, deferred zset, canceled registry.
 -- ARGV: job id, ttl ms (-1 forever, 0 delete), the error to record, queue name,
 --       TTL ms of dependents canceled here without a usable failure_ttl.
 -- Returns the status the job had (pending, scheduled or deferred), or false.
 -- Every check runs before the first write (LREM or ZREM, allowed on a full Redis).
-local ok, cur = pcall(redis.call, 'HMGET', KEYS[1], 'status', 'waiters', 'has_dependents')
+local ok, cur = pcall(redis.call, 'HMGET', KEYS[1], 'status', 'waiters', 'has_dependents', 'ckey')
 local status = ok and cur[1]
 if status ~= 'pending' and status ~= 'scheduled' and status ~= 'deferred' then
   return false
@@ -26,6 +27,9 @@ else
   redis.call('ZREM', target, ARGV[1])
 end
 redis.call('HSET', KEYS[1], 'status', 'canceled', 'ended_at', now_s, 'error', ARGV[3])
+if status == 'pending' then
+  ckey_pass(prefix, cur[4], 100)
+end
 local ttl_ms = tonumber(ARGV[2])
 registered(prefix, ARGV[4], ARGV[1], 'canceled', ttl_ms, now_ms)
 if cur[2] == '1' then

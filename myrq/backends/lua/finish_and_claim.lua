@@ -162,8 +162,9 @@ local function promote(qkey, nkey, skey)
 end
 
 -- Not started within its ttl: canceled, not run (the record kept as failures are).
-local function expire(id, jkey, qname, ttl_field, waiters, parent)
+local function expire(id, jkey, qname, ttl_field, waiters, parent, ckey)
   redis.call('HSET', jkey, 'status', 'canceled', 'ended_at', now_s, 'error', expired_error)
+  ckey_pass(prefix, ckey, 100)
   local ttl_ms = ttl_ms_of(ttl_field) or expired_ttl_ms
   registered(prefix, qname, id, 'canceled', ttl_ms, now_ms)
   if ttl_ms == 0 then
@@ -246,7 +247,7 @@ for i = 1, nqueues do
         taken = taken + 1
         out[#out + 1] = {id, qname, false, flat}
       elseif expires and expires < now_ms then
-        expire(id, jkey, qname, ttl_field, waiters, parent)
+        expire(id, jkey, qname, ttl_field, waiters, parent, ckey)
         taken = taken + 1
         out[#out + 1] = {id, qname, false, flat, 'expired'}
       elseif solo and taken > 0 then

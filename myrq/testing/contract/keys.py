@@ -99,3 +99,37 @@ class ConcurrencyKeyContract(BrokerHooks):
         assert broker.cancel(jid("a2"), 60, b'{"type":"Canceled"}') == "pending"
         assert broker.finish(d.job_id, d.token or "", DONE, 60)
         assert queued(broker) == ["a3"]
+
+    def test_a_woken_job_canceled_before_it_runs_passes_its_turn_on(self, broker: Broker) -> None:
+        keyed(broker, "a1")
+        keyed(broker, "a2")
+        keyed(broker, "a3")
+        [d] = broker.dequeue(["q"], W, 30, count=5)
+        assert broker.finish(d.job_id, d.token or "", DONE, 60)
+        assert queued(broker) == ["a2"]  # woken: its key is free
+        assert broker.cancel(jid("a2"), 60, b'{"type":"Canceled"}') == "pending"
+        assert ids(broker) == ["a3"]  # a3 was not left waiting for a run that never comes
+
+    def test_a_woken_job_whose_ttl_passed_passes_its_turn_on(self, broker: Broker) -> None:
+        keyed(broker, "a1")
+        broker.enqueue("q", jid("a2"), {"queue": b"q", "ckey": b"k"}, ttl=0.1)
+        keyed(broker, "a3")
+        [d] = broker.dequeue(["q"], W, 30, count=5)
+        time.sleep(0.15)
+        assert broker.finish(d.job_id, d.token or "", DONE, 60)
+        assert queued(broker) == ["a2"]
+        got = broker.dequeue(["q"], W, 30, count=5)  # a2 expires at the claim, a3 runs
+        assert [short(x.job_id) for x in got if x.claimed] == ["a3"] or ids(broker) == ["a3"]
+        rec = broker.get(jid("a2"))
+        assert rec is not None and rec["status"] == b"canceled"
+
+    def test_canceling_a_job_of_a_full_key_wakes_nobody(self, broker: Broker) -> None:
+        keyed(broker, "a1")
+        keyed(broker, "a2")
+        keyed(broker, "a3")
+        keyed(broker, "a4")
+        [d] = broker.dequeue(["q"], W, 30, count=5)  # a1 runs; a2, a3, a4 wait off the queue
+        assert broker.cancel(jid("a2"), 60, b'{"type":"Canceled"}') == "pending"
+        assert queued(broker) == []  # the key is still full: a3 and a4 keep waiting, in order
+        assert broker.finish(d.job_id, d.token or "", DONE, 60)
+        assert queued(broker) == ["a3"]
