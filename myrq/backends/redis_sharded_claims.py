@@ -142,11 +142,17 @@ class ShardedClaims:
             if shard is not None:
                 self._move(worker, shard)
 
-    def _move(self, worker: str, shard: int) -> None:
-        """Make ``shard`` the worker's shard, for :data:`STICK_FOR` seconds at most."""
+    def _move(self, worker: str, shard: int, *, renew: bool = True) -> None:
+        """Make ``shard`` the worker's shard, for :data:`STICK_FOR` seconds at most.
+
+        ``renew``: a time on the same shard that ran out starts again (the shard
+        was chosen afresh). A claim that stayed on its shard does not renew it, even
+        if its time ran out meanwhile: the next claim looks at the other shards.
+        """
         now = time.monotonic()
         with self._lock:
-            if self._current.get(worker) != shard or now >= self._until.get(worker, 0.0):
+            current = self._current.get(worker)
+            if current != shard or (renew and now >= self._until.get(worker, 0.0)):
                 self._until[worker] = now + STICK_FOR
             self._current[worker] = shard
             self._drained.discard(worker)
@@ -186,7 +192,9 @@ class ShardedClaims:
         for shard in plan:
             want = count - len(out) if replay or stay else 0
             mine = finishes if shard == here else ()
-            done, got = self._claim_on(shard, queues, worker, lease_ms, want, claim_id, mine)
+            done, got = self._claim_on(
+                shard, queues, worker, lease_ms, want, claim_id, mine, renew=False
+            )
             written = done if shard == here else written
             out += got
             if want:
@@ -214,6 +222,8 @@ class ShardedClaims:
         count: int,
         claim_id: str,
         finishes: Sequence[tuple[FinishRequest, int, int]] = (),
+        *,
+        renew: bool = True,
     ) -> tuple[list[bool], list[Delivery]]:
         with self._lock:
             tried = self._claims.setdefault(claim_id, [])
@@ -234,7 +244,7 @@ class ShardedClaims:
         if expired_parent or (finishes and self._finished_parents(finishes, written)):
             self.carry_over([shard])
         if out:
-            self._move(worker, shard)
+            self._move(worker, shard, renew=renew)
         else:  # no claim record was left there: a resend need not ask it again
             with self._lock:
                 if shard in self._claims.get(claim_id, ()):
