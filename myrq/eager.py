@@ -54,7 +54,7 @@ from myrq.backends import Delivery, EnqueueRequest
 from myrq.durations import MAX_SECONDS
 from myrq.exceptions import ConfigurationError, JobExistsError, JobFailedError, NoSuchJobError
 from myrq.hooks import ExceptionHandler, Hooks, JobOutcome, call
-from myrq.schema import ENDED, F_STATUS, F_TIMEOUT, S_PENDING, parse_number
+from myrq.schema import ENDED, F_CKEY, F_STATUS, F_TIMEOUT, S_PENDING, parse_number
 from myrq.status import JobStatus
 
 if TYPE_CHECKING:
@@ -119,7 +119,9 @@ class _Seen(Hooks):
 _claiming = threading.Lock()  # this process's eager stores and claims, one at a time
 _in_flight: set[str] = set()  # eager jobs this process is running (under _claiming)
 _waiting_lock = threading.Lock()
-_waiting: dict[str, list[tuple[str, Queue]]] = {}  # parent id -> eager jobs that wait for it
+#: parent id (or _KEY + concurrency key) -> eager jobs that wait for it
+_waiting: dict[str, list[tuple[str, Queue]]] = {}
+_KEY = "\x00key:"  # no job id holds a control character: no clash with parent ids
 _waiting_count = 0
 
 
@@ -170,27 +172,40 @@ def enqueue(queue: Queue, jobs: Sequence[Job[Any]], hooks: Sequence[Hooks]) -> N
 
 
 def _run(queue: Queue, job_id: str, settings: Eager, seen: _Seen) -> None:
-    """Run ``job_id`` while it is due, then the eager jobs its end released, in order."""
+    """Run ``job_id`` while it is due, then the eager jobs its end released, in order:
+    its dependents, and the jobs that waited for its concurrency key."""
     todo = [(job_id, queue)]
     while todo:
         current, where = todo.pop(0)
-        if _run_one(where, current, settings, seen):
+        ended, key = _run_one(where, current, settings, seen)
+        if ended:
             todo.extend(_released_by(current))
+            if key is not None:
+                todo.extend(_released_by(_KEY + key))
 
 
-def _run_one(queue: Queue, job_id: str, settings: Eager, seen: _Seen) -> bool:
-    """Claim and run a pending job, and its retries without a wait; True once it has ended."""
+def _run_one(queue: Queue, job_id: str, settings: Eager, seen: _Seen) -> tuple[bool, str | None]:
+    """Claim and run a pending job, and its retries without a wait; True once it has
+    ended, with its concurrency key (None: none, or its record is gone)."""
     with _claiming:
         _in_flight.add(job_id)
     try:
         for _ in range(MAX_RUNS):
             record = queue.broker.get(job_id)
             if record is None:
-                return True  # ended and not kept (result_ttl=0), or deleted
+                return True, None  # ended and not kept (result_ttl=0), or deleted
+            raw_key = record.get(F_CKEY)
+            key = None if raw_key is None else raw_key.decode("utf-8", "replace")
             if record.get(F_STATUS) != S_PENDING:
-                return record.get(F_STATUS) in ENDED
+                return record.get(F_STATUS) in ENDED, key
             worker = _worker(queue, settings, parse_number(record.get(F_TIMEOUT)), seen)
             delivery = _claim(queue, job_id, worker)
+            if delivery is None and key is not None and job_id not in queue.job_ids:
+                # Parked by the claim: its key's limit is running. It runs here when an
+                # eager run of the key ends, in this thread or another (else a worker).
+                logger.info("eager: job %s waits for its concurrency key %r", job_id, key)
+                _remember(queue, job_id, [_KEY + key])
+                return False, None
             if delivery is None:
                 logger.warning(
                     "eager: job %s waits behind other jobs on queue %r (put there by another "
@@ -198,9 +213,9 @@ def _run_one(queue: Queue, job_id: str, settings: Eager, seen: _Seen) -> bool:
                     job_id,
                     queue.name,
                 )
-                return False
+                return False, None
             worker.process(delivery)
-        return False
+        return False, None
     finally:
         with _claiming:
             _in_flight.discard(job_id)

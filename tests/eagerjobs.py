@@ -56,6 +56,27 @@ def nested(queue_url: str) -> int:
     return int(queue.enqueue(add, 20, 22).result)
 
 
+def enqueue_same_key(queue_url: str) -> str:
+    """Enqueues, from inside a job of concurrency key "k", another job of that key."""
+    current = myrq.get_current_job()
+    assert current is not None
+    queue = myrq.Queue(current.origin, broker=queue_url, eager=myrq.Eager(allow=["tests"]))
+    inner = queue.with_options(concurrency_key="k").enqueue(add, 2, 3)
+    seen.append(("inner", inner.id, inner.get_status().value))
+    return inner.id
+
+
+#: Set by hold() once it runs; hold() returns once ``release`` is set.
+started = threading.Event()
+release = threading.Event()
+
+
+def hold() -> str:
+    started.set()
+    assert release.wait(30)
+    return "held"
+
+
 def on_success(job: Any, connection: object, result: Any) -> None:
     seen.append(("on_success", job.id, result))
 

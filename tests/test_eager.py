@@ -195,6 +195,34 @@ def test_an_eager_job_may_enqueue_eager_jobs() -> None:
     assert job.result == 42
 
 
+def test_a_job_waiting_for_its_concurrency_key_runs_when_the_eager_run_of_the_key_ends() -> None:
+    url = "memory://eager-keys"
+    q = Queue("keys", broker=url, eager=ALLOW)
+    outer = q.with_options(concurrency_key="k").enqueue(eagerjobs.enqueue_same_key, url)
+    [(_, inner_id, status_inside)] = [e for e in eagerjobs.seen if e[0] == "inner"]
+    assert status_inside == "pending"  # the key was held by the outer job
+    inner = q.fetch_job(inner_id)
+    assert outer.result == inner_id and inner is not None
+    assert inner.get_status() is JobStatus.FINISHED and inner.result == 5
+    assert q.count == 0
+
+
+def test_a_keyed_job_parked_by_another_thread_runs_in_that_thread_when_the_key_frees() -> None:
+    q = Queue("keys", broker=MemoryBroker(), eager=ALLOW).with_options(concurrency_key="k")
+    eagerjobs.started.clear()
+    eagerjobs.release.clear()
+    first: list[Any] = []
+    holder = threading.Thread(target=lambda: first.append(q.enqueue(eagerjobs.hold)))
+    holder.start()
+    assert eagerjobs.started.wait(10)
+    second = q.enqueue(eagerjobs.add, 1, 2)  # the key is held: parked, not run here
+    assert second.get_status() is JobStatus.PENDING
+    eagerjobs.release.set()
+    holder.join(timeout=30)
+    assert first[0].get_status() is JobStatus.FINISHED
+    assert second.get_status() is JobStatus.FINISHED and second.result == 3
+
+
 # -- batches, threads, settings --------------------------------------------------------------
 
 
