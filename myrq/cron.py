@@ -96,6 +96,12 @@ class Timing:
                     f"{schedule!r} is not a cron expression: five fields 'minute hour day "
                     "month weekday', or six with seconds last"
                 )
+            try:  # well formed, but does it ever fire? (February 31st never comes)
+                croniter(schedule, datetime.now(self.tz)).get_next(datetime)
+            except ValueError as exc:  # croniter's CroniterBadDateError
+                raise InvalidJobError(
+                    f"cron expression {schedule!r} never fires ({exc}): check its day and month"
+                ) from None
             self.expr = schedule
         else:
             self.every = parse_duration(schedule, "schedule")

@@ -221,7 +221,9 @@ def check_binding(func: Callable[..., Any], args: Sequence[Any], kwargs: Mapping
         name = getattr(func, "__qualname__", repr(func))
         raise InvalidJobError(
             f"{name}() cannot take these arguments: {exc}. If a keyword is meant as a job "
-            f"option, its name is one of {', '.join(sorted(ENQUEUE_KEYWORDS))}"
+            f"option ({', '.join(sorted(ENQUEUE_KEYWORDS))}), pass it to q.enqueue() or "
+            f"q.enqueue_call(); with q.with_options(...).enqueue() and task.delay(), every "
+            "keyword goes to the function, and options go in with_options(...)"
         ) from None
 
 

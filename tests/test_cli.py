@@ -256,3 +256,8 @@ def test_requeue_all_failed_of_a_queue_and_info_without_a_scan(
     assert main(["requeue", "default", "--all-failed", "--broker", url]) == 0
     assert "requeued 2 job(s) of default (failed, timeout)" in capsys.readouterr().out
     assert main(["requeue", "a", "b", "--all-failed", "--broker", url]) == 1
+    capsys.readouterr()
+    assert main(["requeue", "--queue", "default", "--state", "bogus", "--broker", url]) == 1
+    err = capsys.readouterr().err
+    assert "--state bogus: only ended jobs can be requeued; the states are canceled" in err
+    assert "Traceback" not in err

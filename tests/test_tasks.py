@@ -48,12 +48,23 @@ def test_a_task_enqueued_by_object_or_by_a_worker_that_imports_it(broker: Broker
     q = Queue("tasks", broker=broker)
     job: Job[int] = q.enqueue(asyncjobs.async_task, 2, 3)
     # A worker that allows the module but has not registered it resolves the Task object.
-    Worker(["tasks"], broker=broker, allow=["tests"], registry=myrq.registry.FunctionRegistry()).work(
-        burst=True
-    )
+    Worker(
+        ["tasks"], broker=broker, allow=["tests"], registry=myrq.registry.FunctionRegistry()
+    ).work(burst=True)
     assert job.get_status() is JobStatus.FINISHED and job.result == 6
 
 
 def test_a_task_cannot_be_decorated_twice() -> None:
     with pytest.raises(InvalidJobError, match="task already"):
         myrq.task(asyncjobs.plain_task)
+
+
+def test_an_option_given_to_with_options_enqueue_is_refused_with_where_it_goes(
+    broker: Broker,
+) -> None:
+    """Every keyword of with_options(...).enqueue() goes to the function: the error says
+    where an option goes instead of listing it as a name the call may take."""
+    from tests import jobs
+
+    with pytest.raises(InvalidJobError, match=r"options go in with_options\(\.\.\.\)"):
+        Queue(broker=broker).with_options(timeout=5).enqueue(jobs.add, 1, 2, ttl=5)

@@ -281,6 +281,8 @@ def test_a_cron_expression_is_read_by_croniter_and_bad_ones_are_refused(broker: 
     assert (paris.hour, paris.minute) == (3, 0)
     with pytest.raises(InvalidJobError, match="not a cron expression"):
         q.cron("61 * * * *", jobs.add, args=[1, 2])
+    with pytest.raises(InvalidJobError, match=r"'0 0 31 2 \*' never fires"):
+        q.cron("0 0 31 2 *", jobs.add, args=[1, 2])  # well formed: February 31st
     with pytest.raises(InvalidJobError, match="unknown time zone"):
         q.cron("0 3 * * *", jobs.add, args=[1, 2], tz="Mars/Olympus")
     # Registering the same name again replaces the schedule (and its next job).

@@ -96,9 +96,13 @@ def cmd_requeue(args: argparse.Namespace) -> int:
     if args.queue:
         queue = Queue(args.queue, broker=broker_of(args), serializer=args.serializer)
         states = args.state or [JobStatus.FAILED.value, JobStatus.TIMEOUT.value]
+        ended = sorted(s.value for s in TERMINAL_STATUSES)
         for state in states:
-            if JobStatus(state) not in TERMINAL_STATUSES:
-                raise MyrqError(f"--state {state}: only ended jobs can be requeued")
+            if state not in ended:
+                raise MyrqError(
+                    f"--state {state}: only ended jobs can be requeued; the states are "
+                    f"{', '.join(ended)}"
+                )
         n = queue.requeue_failed(states)
         print(f"requeued {n} job(s) of {args.queue} ({', '.join(states)})")
         return 0
