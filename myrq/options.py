@@ -13,6 +13,7 @@ import contextlib
 import functools
 import inspect
 import json
+import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
@@ -21,7 +22,7 @@ from typing import Any
 from myrq.callbacks import Callback
 from myrq.codec import encode_meta
 from myrq.dependency import Dependency
-from myrq.durations import parse_duration
+from myrq.durations import MAX_SECONDS, parse_duration
 from myrq.exceptions import InvalidJobError
 from myrq.ids import validate_job_id
 from myrq.retry import Retry
@@ -142,8 +143,8 @@ class JobOptions:
             ttl=None if ttl is None else _positive(ttl, "ttl"),
             at_front=at_front,
             retry=Retry.of(retry),
-            at=None if at is None else when(at),
-            delay=None if delay is None else parse_duration(delay, "delay"),
+            at=None if at is None else _reachable(when(at)),
+            delay=None if delay is None else _within_reach(parse_duration(delay, "delay"), "delay"),
             depends_on=Dependency.of(depends_on),
             meta=meta,
             on_success=Callback.of(on_success, "on_success"),
@@ -255,6 +256,22 @@ def _signature(func: Callable[..., Any]) -> inspect.Signature | None:
         with contextlib.suppress(TypeError):  # unhashable: looked up again next time
             _signatures[func] = found
     return found
+
+
+def _within_reach(seconds: float, name: str) -> float:
+    """A wait before a job runs, refused past ten years (what a broker keeps at most)."""
+    if seconds > MAX_SECONDS:
+        raise InvalidJobError(
+            f"{name} is {seconds / 86400 / 365.25:,.0f} years away; a job can wait ten years "
+            "at most (brokers keep nothing longer)"
+        )
+    return seconds
+
+
+def _reachable(moment: float) -> float:
+    """A time to run a job at, refused past ten years from now."""
+    _within_reach(moment - time.time(), "at")
+    return moment
 
 
 def when(value: object) -> float:

@@ -194,6 +194,19 @@ def test_enqueue_at_takes_an_aware_datetime_and_refuses_a_naive_one(broker: Brok
     assert job.get_status() is JobStatus.FINISHED
 
 
+def test_a_wait_longer_than_a_broker_keeps_is_refused_not_cut(broker: Broker) -> None:
+    q = Queue("default", broker=broker)
+    with pytest.raises(InvalidJobError, match="delay is 50 years away; a job can wait ten"):
+        q.enqueue_in(timedelta(days=365 * 50), jobs.add, 1, 2)
+    with pytest.raises(InvalidJobError, match="at is 7,9.. years away"):
+        q.enqueue_at(datetime(9999, 1, 1, tzinfo=UTC), jobs.add, 1, 2)
+    assert q.scheduled_jobs() == []
+    nine_years = q.enqueue_in(timedelta(days=365 * 9), jobs.add, 1, 2)
+    [(_, due)] = q.scheduled_jobs()
+    assert nine_years.get_status() is JobStatus.SCHEDULED
+    assert abs(due.timestamp() - time.time() - 365 * 9 * 86400) < 60
+
+
 def test_a_scheduled_job_can_be_canceled(broker: Broker) -> None:
     q = Queue("default", broker=broker)
     later = q.enqueue_in(3600, jobs.add, 1, 2)
