@@ -868,23 +868,29 @@ def run_rss(ctx: Ctx, libs: dict[str, Lib], args: argparse.Namespace) -> list[Me
 
 def run_profile(ctx: Ctx, args: argparse.Namespace) -> None:
     """Drain ``--profile-jobs`` no-ops with one myrq worker under pyinstrument."""
-    lib = MyrqLib(ctx)
+    profile_worker(ctx, MyrqLib(ctx), args.profile_jobs, [], "myrq-worker")
+
+
+def profile_worker(ctx: Ctx, lib: Any, jobs: int, extra: list[str], name: str) -> None:
+    """Preload ``jobs`` with ``lib``, drain them with one ``myrq worker`` (plus ``extra``
+    arguments) under pyinstrument, and print its tree; the session is kept."""
     ctx.flush()
-    lib.preload(args.profile_jobs)
-    session = ctx.logdir / "myrq-worker.pyisession"
+    lib.preload(jobs)
+    session = ctx.logdir / f"{name}.pyisession"
     argv = [PY, "-m", "pyinstrument", "-r", "pyisession", "-o", str(session),
-            "-m", "myrq", "worker", peer_jobs.QUEUE, "--burst", "--broker", ctx.url]  # fmt: skip
+            "-m", "myrq", "worker", peer_jobs.QUEUE, "--burst", "--broker", ctx.url,
+            *extra]  # fmt: skip
     t0 = time.perf_counter()
-    proc = ctx.spawn(argv, "myrq-profile")
+    proc = ctx.spawn(argv, f"{name}-profile")
     try:
-        proc.wait(timeout=max(300.0, args.profile_jobs / 20))
+        proc.wait(timeout=max(300.0, jobs / 20))
     finally:
         ctx.stop([proc])
     elapsed = time.perf_counter() - t0
-    if lib.done() < args.profile_jobs or not session.exists():
+    if lib.done() < jobs or not session.exists():
         raise BenchError(f"profiled worker did not finish:\n{_log_tail(proc)}")
-    print(f"{args.profile_jobs:,} jobs drained under pyinstrument in {elapsed:.1f}s "
-          f"({args.profile_jobs / elapsed:,.0f} jobs/s with the profiler on); "
+    print(f"{jobs:,} jobs drained under pyinstrument in {elapsed:.1f}s "
+          f"({jobs / elapsed:,.0f} jobs/s with the profiler on); "
           f"session kept in {session}")  # fmt: skip
     render = [PY, "-m", "pyinstrument", "--load", str(session), "-r", "text"]
     print(subprocess.run(render, capture_output=True, text=True, check=True).stdout)

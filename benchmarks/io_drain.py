@@ -40,7 +40,6 @@ import json
 import os
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -59,7 +58,6 @@ from benchmarks.compare import (  # noqa: E402
     LOOP,
     PY,
     ArqLib,
-    BenchError,
     Ctx,
     DramatiqLib,
     Lib,
@@ -252,26 +250,7 @@ def report(runs: dict[str, list[Run]], args: argparse.Namespace, header: str) ->
 def run_profile(ctx: Ctx, args: argparse.Namespace) -> None:
     """Drain ``--jobs`` async jobs with one myrq worker at concurrency 100 under pyinstrument."""
     lib = MyrqWait(ctx, args.wait, sync=False)
-    ctx.flush()
-    lib.preload(args.jobs)
-    session = ctx.logdir / "myrq-io-worker.pyisession"
-    argv = [PY, "-m", "pyinstrument", "-r", "pyisession", "-o", str(session),
-            "-m", "myrq", "worker", peer_jobs.QUEUE, "--burst", "--broker", ctx.url,
-            "--concurrency", str(WIDE)]  # fmt: skip
-    t0 = time.perf_counter()
-    proc = ctx.spawn(argv, "myrq-io-profile")
-    try:
-        proc.wait(timeout=max(300.0, args.jobs / 20))
-    finally:
-        ctx.stop([proc])
-    elapsed = time.perf_counter() - t0
-    if lib.done() < args.jobs or not session.exists():
-        raise BenchError(f"profiled worker did not finish:\n{compare._log_tail(proc)}")
-    print(f"{args.jobs:,} jobs drained under pyinstrument in {elapsed:.2f}s "
-          f"({args.jobs / elapsed:,.0f} jobs/s with the profiler on); "
-          f"session kept in {session}")  # fmt: skip
-    render = [PY, "-m", "pyinstrument", "--load", str(session), "-r", "text"]
-    print(subprocess.run(render, capture_output=True, text=True, check=True).stdout)
+    compare.profile_worker(ctx, lib, args.jobs, ["--concurrency", str(WIDE)], "myrq-io-worker")
 
 
 def main() -> None:
